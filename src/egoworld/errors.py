@@ -1,0 +1,5 @@
+"""Exceptions the CLI turns into one clear line."""
+
+
+class EgoworldError(Exception):
+    """A user-facing error: the message names what is wrong and what was expected."""
