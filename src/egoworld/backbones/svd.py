@@ -70,8 +70,8 @@ UNET_PRESETS: dict[str, dict[str, Any]] = {
 
 VAE_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
-        block_out_channels=(16, 32),
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        block_out_channels=(32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 3,
         latent_channels=4,
         layers_per_block=1,
     ),

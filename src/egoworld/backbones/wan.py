@@ -131,9 +131,9 @@ VAE_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         base_dim=8,
         z_dim=4,
-        dim_mult=(1, 1, 1, 1),
+        dim_mult=[1, 1, 1, 1],
         num_res_blocks=1,
-        temperal_downsample=(False, True, True),
+        temperal_downsample=[False, True, True],
         latents_mean=[0.0] * 4,
         latents_std=[1.0] * 4,
     ),

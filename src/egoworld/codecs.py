@@ -1,0 +1,84 @@
+"""Video codecs: the base model's own diffusers VAE, between pixels and the backbone's latent layout.
+
+Pixels cross this boundary as `video_BFCHW` float in [-1, 1] (F video frames).
+- `SVDCodec` (AutoencoderKLTemporalDecoder): per-frame 2D latents `[B, F, C, h, w]`, scaled by
+  `scaling_factor` for the diffusion targets. `encode_condition` returns the *unscaled* mode of the
+  first frame, as the SVD pipeline concatenates it (training and sampling must agree on this).
+- `WanCodec` (AutoencoderKLWan, also Cosmos Predict2's VAE): causal 3D latents `[B, C, T, h, w]`
+  with T = (F-1)/4 + 1, normalised per channel with the VAE's `latents_mean` / `latents_std`.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKLTemporalDecoder, AutoencoderKLWan
+from torch import nn
+
+
+class SVDCodec(nn.Module):
+    """Stable Video Diffusion's VAE: frames are encoded one by one, decoded with temporal layers."""
+
+    temporal_compression = 1
+
+    def __init__(self, vae: AutoencoderKLTemporalDecoder):
+        super().__init__()
+        self.vae = vae
+
+    @property
+    def spatial_compression(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        return self.vae.config.latent_channels
+
+    def encode(self, video_BFCHW: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        b, f = video_BFCHW.shape[:2]
+        dist = self.vae.encode(video_BFCHW.flatten(0, 1).to(self.vae.dtype)).latent_dist
+        z = dist.sample(generator) * self.vae.config.scaling_factor
+        return z.unflatten(0, (b, f))  # [B, F, C, h, w]
+
+    def encode_condition(self, image_BCHW: torch.Tensor) -> torch.Tensor:
+        """The conditioning latent exactly as the SVD pipeline makes it: the mode, not scaled."""
+        return self.vae.encode(image_BCHW.to(self.vae.dtype)).latent_dist.mode()  # [B, C, h, w]
+
+    def decode(self, latents_BFChw: torch.Tensor) -> torch.Tensor:
+        b, f = latents_BFChw.shape[:2]
+        z = latents_BFChw.flatten(0, 1) / self.vae.config.scaling_factor
+        frames = self.vae.decode(z.to(self.vae.dtype), num_frames=f).sample
+        return frames.unflatten(0, (b, f)).float().clamp(-1, 1)  # [B, F, 3, H, W]
+
+
+class WanCodec(nn.Module):
+    """The Wan 2.1 VAE (Wan and Cosmos Predict2): 4x in time (causal), 8x in space."""
+
+    temporal_compression = 4
+
+    def __init__(self, vae: AutoencoderKLWan):
+        super().__init__()
+        self.vae = vae
+        c = vae.config
+        self.register_buffer("mean", torch.tensor(c.latents_mean).view(1, -1, 1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(c.latents_std).view(1, -1, 1, 1, 1), persistent=False)
+
+    @property
+    def spatial_compression(self) -> int:
+        return self.vae.config.scale_factor_spatial
+
+    @property
+    def latent_channels(self) -> int:
+        return self.vae.config.z_dim
+
+    def encode(self, video_BFCHW: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = video_BFCHW.transpose(1, 2).to(self.vae.dtype)  # [B, 3, F, H, W]
+        z = self.vae.encode(x).latent_dist.sample(generator)
+        return (z.float() - self.mean) / self.std  # [B, C, T, h, w]
+
+    def encode_condition(self, video_BFCHW: torch.Tensor) -> torch.Tensor:
+        x = video_BFCHW.transpose(1, 2).to(self.vae.dtype)
+        return (self.vae.encode(x).latent_dist.mode().float() - self.mean) / self.std
+
+    def decode(self, latents_BCThw: torch.Tensor) -> torch.Tensor:
+        z = latents_BCThw * self.std + self.mean
+        frames = self.vae.decode(z.to(self.vae.dtype)).sample  # [B, 3, F, H, W]
+        return frames.transpose(1, 2).float().clamp(-1, 1)  # [B, F, 3, H, W]

@@ -1,0 +1,307 @@
+"""`WorldModel` = codec (VAE) + action-conditioned denoiser + image encoder + objective.
+
+    loss(batch):   video [B, F, 3, H, W] in [-1, 1], actions [B, F, D], state [B, S]? -> scalar
+    rollout(...):  image + actions [N, D] -> frames uint8 [N, H, W, 3]
+
+Rollouts are generated in chunks of `config.num_frames` video frames; each chunk is conditioned
+on the last frame of the previous one and gets its own slice of the actions, so N = 1 + k(F - 1)
+frames come from k chunks (SVD: F = 8 as the paper; Cosmos/Wan: one pass of up to 4(T-1)+1 frames).
+Actions are normalised with the statistics stored in the model (`normalization.json`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from egoworld.codecs import SVDCodec, WanCodec
+from egoworld.conditioning import ActionConditionedModel, condition_on_actions
+from egoworld.families.flow import CosmosFamily, WanI2VFamily
+from egoworld.families.svd import SVDFamily
+from egoworld.image_encoder import ImageEncoder, tiny_clip
+from egoworld.io_utils import atomic_dir
+
+FAMILIES = {"svd": SVDFamily, "cosmos": CosmosFamily, "wan": WanI2VFamily}
+CONFIG_NAME = "egoworld_world_model.json"
+
+
+@dataclass
+class WorldModelConfig:
+    """What a world model is: backbone family and size, action space, clip shape, sampling defaults.
+
+    Args:
+        family: "svd" (UNet, EDM), "cosmos" (Cosmos Predict2 DiT, flow) or "wan" (Wan i2v/InP DiT, flow).
+        preset: backbone size for randomly initialised models ("tiny", "svd-xt", "cosmos-predict2-2b", ...).
+        action_dim: width of one action (3 navigation, 25 humanoid).
+        state_dim: width of the initial state (Eq. 6), or None.
+        encoder: action encoder, "sincos" (SVD variant) or "mlp" (Cosmos variant).
+        hidden_dim: width of the action encoder's features.
+        num_frames: video frames per generated chunk (SVD: any; Cosmos/Wan: 4k+1).
+        height, width: frame size in pixels.
+        fps, motion_bucket_id, cond_aug: SVD's micro-conditioning (`added_time_ids`).
+        cfg_dropout: probability of dropping the image condition in training (enables guidance).
+        P_mean, P_std: EDM's log-normal noise levels (SVD).
+        flow_shift: the flow schedule's shift (Cosmos/Wan), sampler: "euler" or "unipc".
+        num_inference_steps, guidance: sampling defaults.
+        use_image_encoder: condition on a CLIP image embedding (SVD, Wan i2v).
+    """
+
+    family: str = "svd"
+    preset: str = "tiny"
+    action_dim: int = 3
+    state_dim: int | None = None
+    encoder: str = "sincos"
+    hidden_dim: int = 256
+    num_frames: int = 8
+    height: int = 64
+    width: int = 64
+    fps: int = 5
+    motion_bucket_id: int = 127
+    cond_aug: float = 0.02
+    cfg_dropout: float = 0.1
+    P_mean: float = 0.7
+    P_std: float = 1.6
+    flow_shift: float = 3.0
+    sampler: str = "euler"
+    num_inference_steps: int = 25
+    guidance: float = 1.0
+    use_image_encoder: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"family={self.family!r} is not known; expected one of {sorted(FAMILIES)}")
+        if self.family != "svd" and (self.num_frames - 1) % 4:
+            raise ValueError(
+                f"num_frames={self.num_frames} for {self.family}; expected 4k+1 (the VAE is 4x in time)"
+            )
+        if self.num_frames < 2:
+            raise ValueError(
+                f"num_frames={self.num_frames}; expected at least 2 (a condition and a future frame)"
+            )
+        if self.height % 8 or self.width % 8:
+            raise ValueError(f"frame size {self.height}x{self.width}; expected multiples of 8")
+
+
+def _build_components(config: WorldModelConfig):
+    """Randomly initialised base model, VAE and image encoder of the configured family and size."""
+    from egoworld.backbones import cosmos, svd, wan
+
+    if config.family == "svd":
+        base, vae = svd.build_unet(config.preset), svd.build_vae(config.preset)
+        codec = SVDCodec(vae)
+        clip_dim = base.config.cross_attention_dim
+    elif config.family == "cosmos":
+        base, codec, clip_dim = (
+            cosmos.build_transformer(config.preset),
+            WanCodec(cosmos.build_vae(config.preset)),
+            0,
+        )
+    else:
+        preset = "tiny-i2v" if config.preset == "tiny" else config.preset
+        base, codec = (
+            wan.build_transformer(preset),
+            WanCodec(wan.build_vae("tiny" if config.preset == "tiny" else "wan2.1")),
+        )
+        clip_dim = base.config.image_dim or 0
+    image_encoder = None
+    if config.use_image_encoder and clip_dim:
+        clip = tiny_clip(projection_dim=clip_dim, hidden_size=clip_dim if config.family == "wan" else 32)
+        image_encoder = ImageEncoder(clip)
+    return base, codec, image_encoder
+
+
+class WorldModel(nn.Module):
+    """An action-conditioned video world model built on a diffusers backbone (EgoWM)."""
+
+    def __init__(
+        self,
+        config: WorldModelConfig,
+        denoiser: ActionConditionedModel,
+        codec: nn.Module,
+        image_encoder: ImageEncoder | None = None,
+        action_stats: dict[str, list[float]] | None = None,
+    ):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.denoiser = denoiser
+        self.codec = codec.requires_grad_(False)  # the VAE and CLIP stay frozen
+        self.image_encoder = image_encoder.requires_grad_(False) if image_encoder is not None else None
+        self.family = FAMILIES[config.family](config)
+        self.action_stats = action_stats
+
+    @classmethod
+    def build(cls, config: WorldModelConfig, action_stats=None) -> WorldModel:
+        """A randomly initialised world model of the configured preset (no weights needed)."""
+        config.validate()
+        base, codec, image_encoder = _build_components(config)
+        denoiser = condition_on_actions(
+            base,
+            config.action_dim,
+            state_dim=config.state_dim,
+            encoder=config.encoder,
+            hidden_dim=config.hidden_dim,
+        )
+        return cls(config, denoiser, codec, image_encoder, action_stats)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
+
+    def trainable_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(base denoiser parameters, action parameters); the VAE and CLIP stay frozen."""
+        return list(self.denoiser.base_parameters()), list(self.denoiser.action_parameters())
+
+    # training -----------------------------------------------------------------------------
+
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
+        """The base model's own objective on one batch; the mean over samples."""
+        video = batch["video"]  # [B, F, 3, H, W] in [-1, 1]
+        actions = batch["actions"]  # [B, F, D], normalised
+        per_sample = self.family.loss(self, video, actions, batch.get("state"), generator)
+        return per_sample.mean()
+
+    # rollout ------------------------------------------------------------------------------
+
+    def normalize_actions(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
+        a = torch.as_tensor(np.asarray(actions, dtype=np.float32))
+        if self.action_stats:
+            mean = torch.tensor(self.action_stats["mean"], dtype=torch.float32)
+            std = torch.tensor(self.action_stats["std"], dtype=torch.float32)
+            a = (a - mean) / std
+        return a
+
+    @torch.no_grad()
+    def rollout(
+        self,
+        image: torch.Tensor | np.ndarray,
+        actions: torch.Tensor | np.ndarray,
+        state: torch.Tensor | np.ndarray | None = None,
+        *,
+        num_inference_steps: int | None = None,
+        guidance: float | None = None,
+        seed: int = 0,
+        normalized: bool = False,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Roll the model out from one image under raw (or `normalized`) actions.
+
+        image: uint8 [H, W, 3] at the model's resolution (see `egoworld.rollout.load_image`).
+        actions: [N, action_dim]; actions[i] is the action that leads to frame i (actions[0] is the
+            action of the start frame itself, as in training clips). Returns uint8 [N, H, W, 3].
+        """
+        c = self.config
+        a = torch.as_tensor(actions, dtype=torch.float32) if normalized else self.normalize_actions(actions)
+        self._check_rollout_inputs(image, a, state)
+        steps = num_inference_steps or c.num_inference_steps
+        guidance = c.guidance if guidance is None else guidance
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        img = (
+            torch.as_tensor(np.asarray(image))
+            .permute(2, 0, 1)[None]
+            .float()
+            .div(127.5)
+            .sub(1)
+            .to(self.device)
+        )
+        st = (
+            None
+            if state is None
+            else torch.as_tensor(np.asarray(state, dtype=np.float32))[None].to(self.device)
+        )
+        n, f = a.shape[0], c.num_frames
+        chunks = max(1, math.ceil((n - 1) / (f - 1)))
+        frames = [img[0]]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=chunks * steps, desc="rollout", unit="step")
+        cond = img
+        for k in range(chunks):
+            start = k * (f - 1)
+            a_chunk = a[start : start + f]
+            if a_chunk.shape[0] < f:  # pad the last chunk by repeating its last action
+                a_chunk = torch.cat([a_chunk, a_chunk[-1:].expand(f - a_chunk.shape[0], -1)])
+            video = self.family.sample(
+                self, cond, a_chunk[None].to(self.device), st, steps, guidance, generator, bar
+            )  # [1, F, 3, H, W]
+            frames.extend(video[0, 1:])
+            cond = video[:, -1]
+        if bar is not None:
+            bar.close()
+        out = torch.stack(frames[:n])
+        return ((out + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+
+    def _check_rollout_inputs(self, image, actions: torch.Tensor, state) -> None:
+        c = self.config
+        shape = tuple(np.asarray(image).shape)
+        if shape != (c.height, c.width, 3):
+            raise ValueError(f"image has shape {shape}; expected ({c.height}, {c.width}, 3) uint8")
+        if actions.ndim != 2 or actions.shape[1] != c.action_dim:
+            raise ValueError(f"actions have shape {tuple(actions.shape)}; expected [N, {c.action_dim}]")
+        if actions.shape[0] < 2:
+            raise ValueError(f"{actions.shape[0]} actions; expected at least 2 (start frame + one step)")
+        if not torch.isfinite(actions).all():
+            raise ValueError("actions contain NaN or Inf; expected finite values")
+        if (state is None) != (c.state_dim is None):
+            raise ValueError(
+                f"state {'missing' if state is None else 'given'}; this model has state_dim={c.state_dim}"
+            )
+
+    # saving and loading -------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """config + denoiser (base + action encoder) + VAE + image encoder + statistics, atomically."""
+        with atomic_dir(directory) as tmp:
+            (tmp / CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
+            self.denoiser.save_pretrained(tmp / "denoiser")
+            self.codec.vae.save_pretrained(tmp / "vae", safe_serialization=True)
+            if self.image_encoder is not None:
+                self.image_encoder.clip.save_pretrained(tmp / "image_encoder", safe_serialization=True)
+            if self.action_stats is not None:
+                (tmp / "normalization.json").write_text(json.dumps(self.action_stats, indent=2))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, torch_dtype: torch.dtype | None = None) -> WorldModel:
+        from diffusers import AutoencoderKLTemporalDecoder, AutoencoderKLWan
+        from transformers import CLIPVisionModelWithProjection
+
+        directory = Path(directory)
+        cfg_path = directory / CONFIG_NAME
+        if not cfg_path.is_file():
+            raise FileNotFoundError(
+                f"{cfg_path} not found; expected a world-model folder written by save_pretrained"
+            )
+        for part in ("denoiser", "vae"):
+            if not (directory / part).is_dir():
+                raise FileNotFoundError(f"{directory / part} is missing; the model folder is incomplete")
+        config = WorldModelConfig(**json.loads(cfg_path.read_text()))
+        denoiser = ActionConditionedModel.from_pretrained(directory / "denoiser", torch_dtype=torch_dtype)
+        if config.family == "svd":
+            codec = SVDCodec(AutoencoderKLTemporalDecoder.from_pretrained(directory / "vae"))
+        else:
+            codec = WanCodec(AutoencoderKLWan.from_pretrained(directory / "vae"))
+        image_encoder = None
+        if (directory / "image_encoder").is_dir():
+            image_encoder = ImageEncoder(
+                CLIPVisionModelWithProjection.from_pretrained(directory / "image_encoder")
+            )
+        stats = None
+        if (directory / "normalization.json").is_file():
+            stats = json.loads((directory / "normalization.json").read_text())
+            if len(stats["mean"]) != config.action_dim:
+                raise ValueError(
+                    f"normalization.json has {len(stats['mean'])} dims; "
+                    f"the model has action_dim={config.action_dim}"
+                )
+        return cls(config, denoiser, codec, image_encoder, stats).eval()
