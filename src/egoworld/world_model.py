@@ -1,6 +1,6 @@
 """`WorldModel` = codec (VAE) + action-conditioned denoiser + image encoder + objective.
 
-    loss(batch):   video [B, F, 3, H, W] in [-1, 1], actions [B, F, D], state [B, S]? -> scalar
+    loss(batch):   frames [B, F, 3, H, W] in [-1, 1], actions [B, F, D], state [B, S]? -> scalar
     rollout(...):  image + actions [N, D] -> frames uint8 [N, H, W, 3]
 
 Rollouts are generated in chunks of `config.num_frames` video frames; each chunk is conditioned
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from egoworld.actions.normalization import ActionNormalizer
 from egoworld.codecs import SVDCodec, WanCodec
 from egoworld.conditioning import ActionConditionedModel, condition_on_actions
 from egoworld.families.flow import CosmosFamily, WanI2VFamily
@@ -128,7 +129,7 @@ class WorldModel(nn.Module):
         denoiser: ActionConditionedModel,
         codec: nn.Module,
         image_encoder: ImageEncoder | None = None,
-        action_stats: dict[str, list[float]] | None = None,
+        normalizer: ActionNormalizer | None = None,
     ):
         super().__init__()
         config.validate()
@@ -137,10 +138,12 @@ class WorldModel(nn.Module):
         self.codec = codec.requires_grad_(False)  # the VAE and CLIP stay frozen
         self.image_encoder = image_encoder.requires_grad_(False) if image_encoder is not None else None
         self.family = FAMILIES[config.family](config)
-        self.action_stats = action_stats
+        if normalizer is not None:
+            normalizer.check_compatible(config.action_dim)
+        self.normalizer = normalizer
 
     @classmethod
-    def build(cls, config: WorldModelConfig, action_stats=None) -> WorldModel:
+    def build(cls, config: WorldModelConfig, normalizer: ActionNormalizer | None = None) -> WorldModel:
         """A randomly initialised world model of the configured preset (no weights needed)."""
         config.validate()
         base, codec, image_encoder = _build_components(config)
@@ -151,7 +154,7 @@ class WorldModel(nn.Module):
             encoder=config.encoder,
             hidden_dim=config.hidden_dim,
         )
-        return cls(config, denoiser, codec, image_encoder, action_stats)
+        return cls(config, denoiser, codec, image_encoder, normalizer)
 
     @property
     def device(self) -> torch.device:
@@ -165,20 +168,27 @@ class WorldModel(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         """The base model's own objective on one batch; the mean over samples."""
-        video = batch["video"]  # [B, F, 3, H, W] in [-1, 1]
+        video = batch["frames"]  # [B, F, 3, H, W] in [-1, 1]
         actions = batch["actions"]  # [B, F, D], normalised
         per_sample = self.family.loss(self, video, actions, batch.get("state"), generator)
         return per_sample.mean()
 
+    def forward(
+        self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The training loss (so that DDP/FSDP wrappers see a forward call)."""
+        return self.loss(batch, generator)
+
     # rollout ------------------------------------------------------------------------------
 
     def normalize_actions(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
-        a = torch.as_tensor(np.asarray(actions, dtype=np.float32))
-        if self.action_stats:
-            mean = torch.tensor(self.action_stats["mean"], dtype=torch.float32)
-            std = torch.tensor(self.action_stats["std"], dtype=torch.float32)
-            a = (a - mean) / std
-        return a
+        """Raw [N, D] actions -> the model scale; row 0 (the start frame) stays zero, as in training clips."""
+        a = np.array(actions, dtype=np.float32)
+        if self.normalizer is not None and a.ndim == 2 and a.shape[-1] == self.normalizer.action_dim:
+            a[1:] = self.normalizer.normalize(a[1:])
+        if a.ndim == 2 and len(a):
+            a[0] = 0.0
+        return torch.from_numpy(a)
 
     @torch.no_grad()
     def rollout(
@@ -196,8 +206,8 @@ class WorldModel(nn.Module):
         """Roll the model out from one image under raw (or `normalized`) actions.
 
         image: uint8 [H, W, 3] at the model's resolution (see `egoworld.rollout.load_image`).
-        actions: [N, action_dim]; actions[i] is the action that leads to frame i (actions[0] is the
-            action of the start frame itself, as in training clips). Returns uint8 [N, H, W, 3].
+        actions: [N, action_dim]; actions[i] moves frame i-1 to frame i and actions[0] belongs to the
+            start frame (zero), the convention of `egoworld.data.clip.Clip`. Returns uint8 [N, H, W, 3].
         """
         c = self.config
         a = torch.as_tensor(actions, dtype=torch.float32) if normalized else self.normalize_actions(actions)
@@ -232,6 +242,7 @@ class WorldModel(nn.Module):
             a_chunk = a[start : start + f]
             if a_chunk.shape[0] < f:  # pad the last chunk by repeating its last action
                 a_chunk = torch.cat([a_chunk, a_chunk[-1:].expand(f - a_chunk.shape[0], -1)])
+            a_chunk = torch.cat([torch.zeros_like(a_chunk[:1]), a_chunk[1:]])  # row 0: the condition frame
             video = self.family.sample(
                 self, cond, a_chunk[None].to(self.device), st, steps, guidance, generator, bar
             )  # [1, F, 3, H, W]
@@ -268,8 +279,8 @@ class WorldModel(nn.Module):
             self.codec.vae.save_pretrained(tmp / "vae", safe_serialization=True)
             if self.image_encoder is not None:
                 self.image_encoder.clip.save_pretrained(tmp / "image_encoder", safe_serialization=True)
-            if self.action_stats is not None:
-                (tmp / "normalization.json").write_text(json.dumps(self.action_stats, indent=2))
+            if self.normalizer is not None:
+                (tmp / "normalization.json").write_text(json.dumps(self.normalizer.to_dict(), indent=2))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, torch_dtype: torch.dtype | None = None) -> WorldModel:
@@ -296,12 +307,7 @@ class WorldModel(nn.Module):
             image_encoder = ImageEncoder(
                 CLIPVisionModelWithProjection.from_pretrained(directory / "image_encoder")
             )
-        stats = None
+        normalizer = None
         if (directory / "normalization.json").is_file():
-            stats = json.loads((directory / "normalization.json").read_text())
-            if len(stats["mean"]) != config.action_dim:
-                raise ValueError(
-                    f"normalization.json has {len(stats['mean'])} dims; "
-                    f"the model has action_dim={config.action_dim}"
-                )
-        return cls(config, denoiser, codec, image_encoder, stats).eval()
+            normalizer = ActionNormalizer.load(directory / "normalization.json")  # checked in __init__
+        return cls(config, denoiser, codec, image_encoder, normalizer).eval()
