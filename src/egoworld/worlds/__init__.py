@@ -1,0 +1,17 @@
+"""Synthetic egocentric worlds on MuJoCo with exact ground truth.
+
+Procedural rooms and yards (`scene`), an offscreen renderer giving RGB, metric depth, instance
+masks and camera poses (`render`), three embodiments (`nav`, `humanoid`, `tabletop`) plus unlabeled
+`passive` video, writers for the on-disk formats (`writers`) and a parallel driver (`generate`).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+GENERATOR_VERSION = "1"
+TASKS = ("nav", "humanoid", "tabletop", "passive")
+
+__all__ = ["GENERATOR_VERSION", "TASKS"]

@@ -1,0 +1,265 @@
+"""Navigation embodiment: a camera at fixed height moving with 3-DoF steps (forward, lateral, yaw).
+
+Action convention (NWM): the step from t-1 to t is expressed in the robot frame at t-1,
+(dx, dy) = R(-yaw[t-1]) (p[t] - p[t-1]) / spacing and dyaw = wrap(yaw[t] - yaw[t-1]) in [-pi, pi).
+Poses are produced by integrating exactly those commanded steps, so the reader recovers them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SPACING = 0.15  # metres per unit of normalised (dx, dy): `metric_waypoint_spacing`
+CAMERA_HEIGHT = 1.2  # metres
+FOVY = 70.0  # degrees
+SCRIPTS = ("random", "circle", "square")
+
+
+def wrap(angle):
+    """Angles wrapped into [-pi, pi)."""
+    return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
+
+
+@dataclass
+class Trajectory:
+    """Poses and the steps that made them: position [T,2] m, yaw [T] rad, steps [T-1,3] (m, m, rad)."""
+
+    position: np.ndarray
+    yaw: np.ndarray
+    steps: np.ndarray
+
+
+def integrate(start_xy, start_yaw: float, steps_T3: np.ndarray) -> Trajectory:
+    """Apply robot-frame steps [T-1, 3] = (dx m, dy m, dyaw rad) from a start pose."""
+    T = len(steps_T3) + 1
+    position, yaw = np.zeros((T, 2)), np.zeros(T)
+    position[0], yaw[0] = start_xy, wrap(start_yaw)
+    for t in range(1, T):
+        c, s = np.cos(yaw[t - 1]), np.sin(yaw[t - 1])
+        dx, dy, dth = steps_T3[t - 1]
+        position[t] = position[t - 1] + (c * dx - s * dy, s * dx + c * dy)
+        yaw[t] = wrap(yaw[t - 1] + dth)
+    return Trajectory(position, yaw, np.asarray(steps_T3, dtype=np.float64))
+
+
+def _inside(p, region, margin=0.0) -> bool:
+    return (
+        region[0] + margin <= p[0] <= region[1] - margin and region[2] + margin <= p[1] <= region[3] - margin
+    )
+
+
+def random_trajectory(rng: np.random.Generator, frames: int, region) -> Trajectory:
+    """A smooth random walk that stays inside `region` = (xmin, xmax, ymin, ymax)."""
+    start = np.array([rng.uniform(region[0], region[1]), rng.uniform(region[2], region[3])]) * 0.5
+    start += 0.5 * np.array([(region[0] + region[1]) / 2, (region[2] + region[3]) / 2])
+    yaw0 = float(rng.uniform(-np.pi, np.pi))
+    pos, yaw = start.copy(), yaw0
+    fwd, lat, turn = SPACING, 0.0, 0.0
+    steps = np.zeros((frames - 1, 3))
+    centre = np.array([(region[0] + region[1]) / 2, (region[2] + region[3]) / 2])
+    for t in range(frames - 1):
+        # Ornstein-Uhlenbeck controls: smooth in time.
+        fwd += 0.2 * (SPACING * rng.uniform(0.6, 1.3) - fwd) + 0.01 * rng.normal()
+        lat += -0.3 * lat + 0.008 * rng.normal()
+        turn += -0.2 * turn + 0.03 * rng.normal()
+        ahead = pos + 1.0 * np.array([np.cos(yaw), np.sin(yaw)])
+        if not _inside(ahead, region, 0.1):
+            to_centre = np.arctan2(*(centre - pos)[::-1])
+            turn = float(np.clip(0.5 * wrap(to_centre - yaw), -0.25, 0.25))
+        step = np.array([max(fwd, 0.0), lat, np.clip(turn, -0.3, 0.3)])
+        c, s = np.cos(yaw), np.sin(yaw)
+        nxt = pos + (c * step[0] - s * step[1], s * step[0] + c * step[1])
+        if not _inside(nxt, region):
+            step[:2] = 0.0  # turn in place
+            nxt = pos
+        steps[t] = step
+        pos, yaw = nxt, float(wrap(yaw + step[2]))
+    return integrate(start, yaw0, steps)
+
+
+def scripted_trajectory(name: str, frames: int, region) -> Trajectory:
+    """A scripted path sized to `region`: 'circle' (constant turn) or 'square' (straight + 90 deg turns)."""
+    centre = np.array([(region[0] + region[1]) / 2, (region[2] + region[3]) / 2])
+    half = 0.8 * min(region[1] - region[0], region[3] - region[2]) / 2
+    steps = np.zeros((frames - 1, 3))
+    if name == "circle":
+        arc = min(SPACING, 2 * np.pi * half / max(frames - 1, 1))
+        steps[:] = (arc, 0.0, arc / half)
+        return integrate(centre + (0.0, -half), 0.0, steps)
+    if name == "square":
+        side, turn_steps = 2 * half, 6
+        per_side = max(int(side / SPACING), 1)
+        pattern = [(side / per_side, 0.0, 0.0)] * per_side + [
+            (0.0, 0.0, (np.pi / 2) / turn_steps)
+        ] * turn_steps
+        for t in range(frames - 1):
+            steps[t] = pattern[t % len(pattern)]
+        return integrate(centre - half, 0.0, steps)
+    raise ValueError(f"unknown trajectory {name!r}; expected one of {SCRIPTS}")
+
+
+def plan(rng: np.random.Generator, frames: int, region, trajectory: str = "random") -> Trajectory:
+    """The trajectory an episode follows ('random' uses `rng`; scripted ones are fixed)."""
+    if frames < 2:
+        raise ValueError(f"a navigation episode needs at least 2 frames; got {frames}")
+    if trajectory == "random":
+        return random_trajectory(rng, frames, region)
+    return scripted_trajectory(trajectory, frames, region)
+
+
+def commanded_actions(traj: Trajectory, spacing: float = SPACING) -> np.ndarray:
+    """The commanded steps as normalised NWM actions [T-1, 3] = (dx/spacing, dy/spacing, dyaw)."""
+    out = traj.steps.copy()
+    out[:, :2] /= spacing
+    out[:, 2] = wrap(out[:, 2])
+    return out
+
+
+def nav_deltas(position_T2: np.ndarray, yaw_T: np.ndarray, spacing: float = SPACING) -> np.ndarray:
+    """Actions [T-1, 3] recomputed from poses with the NWM convention (mirror of the reader's)."""
+    d = np.diff(position_T2, axis=0)
+    c, s = np.cos(yaw_T[:-1]), np.sin(yaw_T[:-1])
+    dx, dy = c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]
+    return np.stack([dx / spacing, dy / spacing, wrap(np.diff(yaw_T))], axis=1)
+
+
+def agent_xml(height: float = CAMERA_HEIGHT, pitch: float = 0.0, fovy: float = FOVY) -> str:
+    """A mocap body 'agent' (x forward, z up) carrying the camera 'ego', pitched by `pitch` rad (down < 0)."""
+    cp, sp = np.cos(pitch), np.sin(pitch)
+    # camera x (right) = -y_body; camera y (up) = z_body rotated by pitch about the body y axis
+    up = (-sp, 0.0, cp)
+    return (
+        f'<body name="agent" mocap="true" pos="0 0 {height:.4f}">'
+        f'<camera name="ego" xyaxes="0 -1 0 {up[0]:.6f} {up[1]:.6f} {up[2]:.6f}" fovy="{fovy:.3f}"/></body>'
+    )
+
+
+def yaw_quat(yaw: float) -> np.ndarray:
+    """Unit quaternion (w, x, y, z) of a rotation by `yaw` about world z."""
+    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
+def episode_rng(seed: int, index: int, task: str) -> np.random.Generator:
+    """The generator for one episode: depends on (seed, episode index, task) only."""
+    return np.random.default_rng([int(seed), int(index), sum(map(ord, task))])
+
+
+def build_world(rng: np.random.Generator, textures, size: int, height: float, pitch: float = 0.0):
+    """A random room or yard with the navigation agent; returns (Scene, MjModel)."""
+    from egoworld.worlds import scene as scn
+
+    builder, free = scn.random_scene(rng, textures, size, size)
+    builder.raw(agent_xml(height, pitch))
+    world = builder.build(free)
+    return world, world.compile()
+
+
+def render_walk(world, model, traj: Trajectory, size: int, height: float, ground_truth: bool = True) -> dict:
+    """Render the camera along `traj`.
+
+    Returns rgb [T,H,W,3], depth [T,H,W], instances [T,H,W], K [3,3] and cam_to_world [T,4,4].
+    """
+    import mujoco
+
+    from egoworld.worlds.render import FrameRenderer
+
+    data = mujoco.MjData(model)
+    rgb, depth, inst, poses = [], [], [], []
+    with FrameRenderer(model, size, size, "ego") as cam:
+        for (x, y), yaw in zip(traj.position, traj.yaw):
+            data.mocap_pos[0] = (x, y, height)
+            data.mocap_quat[0] = yaw_quat(yaw)
+            mujoco.mj_forward(model, data)
+            frame = cam.render(data, ground_truth=ground_truth)
+            rgb.append(frame.rgb)
+            depth.append(frame.depth)
+            inst.append(frame.instances)
+            poses.append(cam.pose(data))
+        K = cam.K
+    return {
+        "rgb": np.stack(rgb),
+        "depth": np.stack(depth),
+        "instances": np.stack(inst),
+        "K": K,
+        "cam_to_world": np.stack(poses),
+    }
+
+
+def episode_name(index: int) -> str:
+    return f"traj_{index:05d}"
+
+
+def plan_episode(seed: int, index: int, frames: int, size: int, textures=None, trajectory: str = "random"):
+    """Rebuild an episode's world and trajectory without rendering: (Scene, MjModel, Trajectory)."""
+    rng = episode_rng(seed, index, "nav")
+    world, model = build_world(rng, textures, size, CAMERA_HEIGHT)
+    return world, model, plan(rng, frames, world.free_region, trajectory)
+
+
+def run_episode(
+    out: Path, *, seed: int, index: int, frames: int, size: int, textures=None, trajectory: str = "random"
+) -> dict:
+    """Render and write one NWM trajectory folder `out/traj_XXXXX` with its `gt/` ground truth."""
+    from egoworld.worlds import writers
+
+    world, model, traj = plan_episode(seed, index, frames, size, textures, trajectory)
+    walk = render_walk(world, model, traj, size, CAMERA_HEIGHT)
+    folder = out / episode_name(index)
+    writers.write_images(folder, walk["rgb"], ".jpg")
+    writers.write_pickle(
+        folder / "traj_data.pkl",
+        {"position": traj.position.astype(np.float64), "yaw": traj.yaw.astype(np.float64)},
+    )
+    writers.write_ground_truth(
+        folder / "gt",
+        walk["depth"],
+        walk["instances"],
+        walk["K"],
+        walk["cam_to_world"],
+        world.objects_json(),
+        (size, size),
+    )
+    np.save(folder / "gt" / "actions.npy", commanded_actions(traj).astype(np.float32))
+    return {"name": folder.name, "frames": frames, "scene": world.kind}
+
+
+# -- hooks used by egoworld.worlds.generate ---------------------------------------------------------
+
+DATASET_NAME = "egoworld_nav"
+
+
+def validate_options(options: dict) -> None:
+    unknown = set(options) - {"trajectory"}
+    if unknown:
+        raise ValueError(f"unknown nav options {sorted(unknown)}; expected only 'trajectory'")
+    if options.get("trajectory", "random") not in SCRIPTS:
+        raise ValueError(f"unknown trajectory {options['trajectory']!r}; expected one of {SCRIPTS}")
+
+
+def job_list(episodes: int) -> list[dict]:
+    return [{"index": i} for i in range(episodes)]
+
+
+def run_job(out: Path, **kwargs) -> dict:
+    return run_episode(out, **kwargs)
+
+
+def finalize(out: Path, spec, results: list[dict]) -> dict:
+    """Write `data_splits/egoworld_nav/{train,test}/traj_names.txt` (last ~10% is test)."""
+    names = [r["name"] for r in results]
+    n_test = max(1, round(0.1 * len(names))) if len(names) > 1 else 0
+    train, test = names[: len(names) - n_test], names[len(names) - n_test :] or names
+    for split, items in (("train", train), ("test", test)):
+        path = out / "data_splits" / DATASET_NAME / split / "traj_names.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{n}\n" for n in items))
+    return {
+        "layout": "nwm",
+        "dataset_name": DATASET_NAME,
+        "metric_waypoint_spacing": SPACING,
+        "camera_height": CAMERA_HEIGHT,
+        "fps": 30,
+    }

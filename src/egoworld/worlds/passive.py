@@ -1,0 +1,46 @@
+"""Passive video: unlabeled egocentric walks through many scenes, for pretraining video priors.
+
+Each episode is a new room or yard, a random camera height and pitch, and a smooth random walk;
+only `<out>/videos/<name>.mp4` is written (no actions, no ground truth).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from egoworld.worlds import nav
+
+
+def episode_name(index: int) -> str:
+    return f"video_{index:05d}"
+
+
+def render_episode(seed: int, index: int, frames: int, size: int, textures=None) -> dict:
+    """Frames uint8 [T,H,W,3] (under "rgb") of one passive episode; deterministic in (seed, index)."""
+    rng = nav.episode_rng(seed, index, "passive")
+    height, pitch = float(rng.uniform(0.6, 1.7)), float(rng.uniform(-0.4, 0.1))
+    world, model = nav.build_world(rng, textures, size, height, pitch)
+    traj = nav.plan(rng, frames, world.free_region, "random")
+    return nav.render_walk(world, model, traj, size, height, ground_truth=False)
+
+
+def run_episode(out: Path, *, seed: int, index: int, frames: int, size: int, textures=None) -> dict:
+    """Render one episode and write it as `out/videos/video_XXXXX.mp4`."""
+    from egoworld.worlds import writers
+
+    walk = render_episode(seed, index, frames, size, textures)
+    name = episode_name(index)
+    codec = writers.write_mp4(out / "videos" / f"{name}.mp4", walk["rgb"])
+    return {"name": name, "frames": frames, "codec": codec}
+
+
+def job_list(episodes: int) -> list[dict]:
+    return [{"index": i} for i in range(episodes)]
+
+
+def run_job(out: Path, **kwargs) -> dict:
+    return run_episode(out, **kwargs)
+
+
+def finalize(out: Path, spec, results: list[dict]) -> dict:
+    return {"layout": "videos", "fps": 30, "videos": [f"videos/{r['name']}.mp4" for r in results]}
