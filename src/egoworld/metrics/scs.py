@@ -1,0 +1,107 @@
+"""Structural Consistency Score (EgoWM §4, Eq. 7).
+
+    SCS = 100 / (T K) * sum_t sum_k IoU(M^pred_{t,k}, M^gt_{t,k})
+
+where M^pred_{t,k} and M^gt_{t,k} are the binary masks of object k at frame t in the predicted
+and ground-truth videos. Masks cross this module as boolean arrays `[T, K, H, W]`.
+
+Empty unions: when object k is absent from frame t in *both* videos (it has left the view in
+both), IoU is 0/0 and undefined. Such (t, k) pairs are left out of the mean, so T·K in Eq. 7
+counts only the pairs where at least one of the two masks is non-empty. An object present in
+one video and absent in the other has IoU 0 and counts fully. If no pair is defined at all,
+`structural_consistency_score` raises `ValueError`; the per-horizon helpers report NaN.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HORIZONS = (2, 4, 8, 16)
+
+
+def _check_masks(pred_masks: np.ndarray, gt_masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred = np.asarray(pred_masks)
+    gt = np.asarray(gt_masks)
+    if pred.ndim != 4 or gt.ndim != 4:
+        raise ValueError(
+            f"SCS masks must be [T, K, H, W]; got pred shape {pred.shape} and gt shape {gt.shape}"
+        )
+    if pred.shape != gt.shape:
+        raise ValueError(f"SCS masks differ in shape: pred {pred.shape} vs gt {gt.shape} (expected equal)")
+    return pred.astype(bool, copy=False), gt.astype(bool, copy=False)
+
+
+def mask_iou(pred_masks: np.ndarray, gt_masks: np.ndarray) -> np.ndarray:
+    """Per-frame, per-object IoU of boolean masks `[T, K, H, W]` → float `[T, K]`.
+
+    Pairs whose union is empty (object absent in both videos) are NaN.
+    """
+    pred, gt = _check_masks(pred_masks, gt_masks)
+    inter = np.logical_and(pred, gt).sum(axis=(2, 3), dtype=np.int64)
+    union = np.logical_or(pred, gt).sum(axis=(2, 3), dtype=np.int64)
+    iou = np.full(inter.shape, np.nan, dtype=np.float64)
+    np.divide(inter, union, out=iou, where=union > 0)
+    return iou  # [T, K]
+
+
+def structural_consistency_score(pred_masks: np.ndarray, gt_masks: np.ndarray) -> float:
+    """Eq. 7 on boolean masks `[T, K, H, W]`: mean mask IoU over frames and objects, × 100.
+
+    Returns a float in [0, 100]. Pairs with an empty union are excluded (see module docstring);
+    raises `ValueError` when every pair is empty or the shapes disagree.
+    """
+    iou = mask_iou(pred_masks, gt_masks)
+    if not np.isfinite(iou).any():
+        raise ValueError(
+            f"SCS is undefined: all {iou.size} (frame, object) pairs have empty masks in both videos "
+            "(expected at least one non-empty mask)"
+        )
+    return float(100.0 * np.nanmean(iou))
+
+
+def scs_per_frame(pred_masks: np.ndarray, gt_masks: np.ndarray) -> np.ndarray:
+    """SCS of each frame alone (mean over objects × 100) → float `[T]`, NaN where undefined."""
+    iou = mask_iou(pred_masks, gt_masks)
+    out = np.full(iou.shape[0], np.nan)
+    defined = np.isfinite(iou).any(axis=1)
+    out[defined] = 100.0 * np.nanmean(iou[defined], axis=1)
+    return out
+
+
+def scs_by_horizon(
+    pred_masks: np.ndarray,
+    gt_masks: np.ndarray,
+    horizons: Sequence[int] = DEFAULT_HORIZONS,
+    *,
+    first_frame: int = 1,
+    trim_at: int | None = None,
+) -> dict[str, float]:
+    """Eq. 7 per horizon and overall, as in Tables 1–2 ("Frame 2, 4, 8, 16").
+
+    Frame 0 is the shared initial observation; horizon `h` is the frame with index `h`, scored
+    with Eq. 7 over the K objects at that frame alone. "overall" applies Eq. 7 to frames
+    `first_frame .. trim_at-1` (all remaining frames when `trim_at` is None). Horizons at or
+    beyond `trim_at` or the video's end are NaN: structure is undefined there (§4, trimming).
+
+    Returns {"2": …, "4": …, …, "overall": …}.
+    """
+    iou = mask_iou(pred_masks, gt_masks)  # [T, K]
+    t = iou.shape[0]
+    end = t if trim_at is None else max(0, min(int(trim_at), t))
+    out: dict[str, float] = {}
+    for h in horizons:
+        h = int(h)
+        if h < 0:
+            raise ValueError(f"horizon must be a non-negative frame index; got {h}")
+        row = iou[h] if h < end else np.array([np.nan])
+        out[str(h)] = float(100.0 * np.nanmean(row)) if np.isfinite(row).any() else float("nan")
+    rest = iou[first_frame:end]
+    out["overall"] = float(100.0 * np.nanmean(rest)) if np.isfinite(rest).any() else float("nan")
+    if trim_at is not None and end < t:
+        logger.info("SCS: trimmed at frame %d of %d", end, t)
+    return out
