@@ -6,6 +6,8 @@ Pixels cross this boundary as `video_BFCHW` float in [-1, 1] (F video frames).
   first frame, as the SVD pipeline concatenates it (training and sampling must agree on this).
 - `WanCodec` (AutoencoderKLWan, also Cosmos Predict2's VAE): causal 3D latents `[B, C, T, h, w]`
   with T = (F-1)/4 + 1, normalised per channel with the VAE's `latents_mean` / `latents_std`.
+- `PixelCodec`: the identity, for small models trained here in pixel space (a randomly initialised
+  VAE is not an autoencoder, so small models that cannot load a pretrained VAE work on pixels).
 """
 
 from __future__ import annotations
@@ -82,3 +84,21 @@ class WanCodec(nn.Module):
         z = latents_BCThw * self.std + self.mean
         frames = self.vae.decode(z.to(self.vae.dtype)).sample  # [B, 3, F, H, W]
         return frames.transpose(1, 2).float().clamp(-1, 1)  # [B, F, 3, H, W]
+
+
+class PixelCodec(nn.Module):
+    """Pixel space: "latents" are the frames themselves, `[B, F, 3, H, W]` in [-1, 1] (SVD layout)."""
+
+    temporal_compression = 1
+    spatial_compression = 1
+    latent_channels = 3
+    vae = None
+
+    def encode(self, video_BFCHW: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return video_BFCHW.float()
+
+    def encode_condition(self, image_BCHW: torch.Tensor) -> torch.Tensor:
+        return image_BCHW.float()
+
+    def decode(self, latents_BFChw: torch.Tensor) -> torch.Tensor:
+        return latents_BFChw.float().clamp(-1, 1)

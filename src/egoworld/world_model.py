@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from egoworld.actions.normalization import ActionNormalizer
-from egoworld.codecs import SVDCodec, WanCodec
+from egoworld.codecs import PixelCodec, SVDCodec, WanCodec
 from egoworld.conditioning import ActionConditionedModel, condition_on_actions
 from egoworld.families.flow import CosmosFamily, WanI2VFamily
 from egoworld.families.svd import SVDFamily
@@ -53,6 +53,8 @@ class WorldModelConfig:
         flow_shift: the flow schedule's shift (Cosmos/Wan), sampler: "euler" or "unipc".
         num_inference_steps, guidance: sampling defaults.
         use_image_encoder: condition on a CLIP image embedding (SVD, Wan i2v).
+        codec: "vae" (the backbone's own VAE) or "pixel" (identity; SVD family only, for small
+            models trained here without a pretrained VAE).
     """
 
     family: str = "svd"
@@ -75,6 +77,7 @@ class WorldModelConfig:
     num_inference_steps: int = 25
     guidance: float = 1.0
     use_image_encoder: bool = True
+    codec: str = "vae"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -88,6 +91,12 @@ class WorldModelConfig:
             raise ValueError(
                 f"num_frames={self.num_frames}; expected at least 2 (a condition and a future frame)"
             )
+        if self.codec not in ("vae", "pixel"):
+            raise ValueError(f"codec={self.codec!r}; expected 'vae' or 'pixel'")
+        if self.codec == "pixel" and self.family != "svd":
+            raise ValueError(
+                f"codec='pixel' needs family='svd' (no temporal compression); got {self.family!r}"
+            )
         if self.height % 8 or self.width % 8:
             raise ValueError(f"frame size {self.height}x{self.width}; expected multiples of 8")
 
@@ -96,7 +105,10 @@ def _build_components(config: WorldModelConfig):
     """Randomly initialised base model, VAE and image encoder of the configured family and size."""
     from egoworld.backbones import cosmos, svd, wan
 
-    if config.family == "svd":
+    if config.family == "svd" and config.codec == "pixel":
+        base, codec = svd.build_unet(config.preset, in_channels=6, out_channels=3), PixelCodec()
+        clip_dim = base.config.cross_attention_dim
+    elif config.family == "svd":
         base, vae = svd.build_unet(config.preset), svd.build_vae(config.preset)
         codec = SVDCodec(vae)
         clip_dim = base.config.cross_attention_dim
@@ -276,7 +288,8 @@ class WorldModel(nn.Module):
         with atomic_dir(directory) as tmp:
             (tmp / CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
             self.denoiser.save_pretrained(tmp / "denoiser")
-            self.codec.vae.save_pretrained(tmp / "vae", safe_serialization=True)
+            if self.codec.vae is not None:
+                self.codec.vae.save_pretrained(tmp / "vae", safe_serialization=True)
             if self.image_encoder is not None:
                 self.image_encoder.clip.save_pretrained(tmp / "image_encoder", safe_serialization=True)
             if self.normalizer is not None:
@@ -293,12 +306,14 @@ class WorldModel(nn.Module):
             raise FileNotFoundError(
                 f"{cfg_path} not found; expected a world-model folder written by save_pretrained"
             )
-        for part in ("denoiser", "vae"):
+        config = WorldModelConfig(**json.loads(cfg_path.read_text()))
+        for part in ("denoiser",) if config.codec == "pixel" else ("denoiser", "vae"):
             if not (directory / part).is_dir():
                 raise FileNotFoundError(f"{directory / part} is missing; the model folder is incomplete")
-        config = WorldModelConfig(**json.loads(cfg_path.read_text()))
         denoiser = ActionConditionedModel.from_pretrained(directory / "denoiser", torch_dtype=torch_dtype)
-        if config.family == "svd":
+        if config.codec == "pixel":
+            codec = PixelCodec()
+        elif config.family == "svd":
             codec = SVDCodec(AutoencoderKLTemporalDecoder.from_pretrained(directory / "vae"))
         else:
             codec = WanCodec(AutoencoderKLWan.from_pretrained(directory / "vae"))

@@ -96,6 +96,8 @@ def test_config_errors():
         WorldModel.build(WorldModelConfig(family="wan", num_frames=8))
     with pytest.raises(ValueError, match="family='nwm' is not known"):
         WorldModel.build(WorldModelConfig(family="nwm"))
+    with pytest.raises(ValueError, match="codec='pixel' needs family='svd'"):
+        WorldModel.build(WorldModelConfig(family="wan", num_frames=5, codec="pixel"))
 
 
 def test_incomplete_model_folder(tmp_path):

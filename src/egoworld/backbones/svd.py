@@ -64,6 +64,29 @@ UNET_PRESETS: dict[str, dict[str, Any]] = {
         num_attention_heads=(2, 4),
         num_frames=8,
     ),
+    # Small enough to train on a CPU in pixel space at 32-64 px: attention only at the coarse levels.
+    "small": dict(
+        sample_size=16,
+        in_channels=8,
+        out_channels=4,
+        down_block_types=(
+            "DownBlockSpatioTemporal",
+            "CrossAttnDownBlockSpatioTemporal",
+            "CrossAttnDownBlockSpatioTemporal",
+        ),
+        up_block_types=(
+            "CrossAttnUpBlockSpatioTemporal",
+            "CrossAttnUpBlockSpatioTemporal",
+            "UpBlockSpatioTemporal",
+        ),
+        block_out_channels=(32, 64, 128),
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=24,
+        layers_per_block=1,
+        cross_attention_dim=32,
+        num_attention_heads=(2, 4, 8),
+        num_frames=8,
+    ),
     # Stable Video Diffusion XT (1.5B): the diffusers defaults are SVD's config.
     "svd-xt": dict(sample_size=96, num_frames=25),
 }
