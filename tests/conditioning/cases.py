@@ -24,7 +24,7 @@ def _svd(batch: int = 2, frames: int = 4) -> Case:
     model = svd.build_unet("tiny").eval()
     c = model.config
     inputs = dict(
-        sample=torch.randn(batch, frames, c.in_channels, 16, 16),
+        sample=torch.randn(batch, frames, c.in_channels, 8, 8),
         timestep=torch.tensor([0.5] * batch),
         encoder_hidden_states=torch.randn(batch, 1, c.cross_attention_dim),
         added_time_ids=torch.randn(batch, 3),
