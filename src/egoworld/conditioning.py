@@ -127,7 +127,7 @@ class ActionConditionedModel(nn.Module):
 
     def save_pretrained(self, directory: str | Path, *, include_base: bool = True) -> None:
         """Write `action_encoder/` (and `base/`) in diffusers' layout, safetensors only, atomically."""
-        with atomic_dir(directory) as tmp:
+        with atomic_dir(directory, replaces=CONFIG_NAME) as tmp:
             self.action_encoder.save_pretrained(tmp / "action_encoder", safe_serialization=True)
             if include_base:
                 self.base.save_pretrained(tmp / "base", safe_serialization=True)

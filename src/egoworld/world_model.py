@@ -285,7 +285,7 @@ class WorldModel(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> None:
         """config + denoiser (base + action encoder) + VAE + image encoder + statistics, atomically."""
-        with atomic_dir(directory) as tmp:
+        with atomic_dir(directory, replaces=CONFIG_NAME) as tmp:
             (tmp / CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
             self.denoiser.save_pretrained(tmp / "denoiser")
             if self.codec.vae is not None:

@@ -187,6 +187,6 @@ def test_refuses_to_replace_a_foreign_folder(folders, tmp_path, capsys):
     _, gt_dir, pred_dir = folders
     (tmp_path / "keep.txt").write_text("mine")
     _expect_error(
-        capsys, _eval(gt_dir, pred_dir, tmp_path, "--metrics", "psnr"), "not an egoworld eval report"
+        capsys, _eval(gt_dir, pred_dir, tmp_path, "--metrics", "psnr"), "is not a folder holding results.json"
     )
     assert (tmp_path / "keep.txt").read_text() == "mine"

@@ -107,10 +107,8 @@ def write_report(
     Returns the per-metric means over videos.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "results.json").is_file():
-        raise FileExistsError(f"{out_dir} exists and is not an egoworld eval report; choose another --out")
     mean = mean_over_videos(results)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, replaces="results.json") as tmp:
         payload = {"horizons": list(horizons), "mean": mean, "per_video": results, "meta": dict(meta or {})}
         (tmp / "results.json").write_text(json.dumps(_json_safe(payload), indent=2) + "\n")
         with open(tmp / "results.csv", "w", newline="") as f:
