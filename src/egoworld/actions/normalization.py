@@ -1,0 +1,170 @@
+"""Per-dimension action normalization, stored with a model and checked when it is loaded."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from egoworld.io_utils import atomic_path
+
+logger = logging.getLogger(__name__)
+
+MODES = ("meanstd", "minmax")
+
+
+@dataclass
+class ActionNormalizer:
+    """Maps actions to a unit scale per dimension and back.
+
+    `meanstd`: (a - mean) / std.  `minmax`: 2 (a - min) / (max - min) - 1, into [-1, 1].
+    Dimensions with (near-)zero spread are left centred but unscaled (divisor 1).
+
+    Args:
+        mode: "meanstd" or "minmax".
+        mean, std, min, max: [D] statistics (the pair the mode uses must be set).
+        count: number of action vectors the statistics came from.
+        meta: free-form facts about the data (dataset, spacing, fps) checked at load.
+    """
+
+    mode: str
+    mean: np.ndarray
+    std: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    count: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+    eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"normalization mode must be one of {MODES}, got {self.mode!r}")
+        for name in ("mean", "std", "min", "max"):
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64).reshape(-1))
+        dims = {len(self.mean), len(self.std), len(self.min), len(self.max)}
+        if len(dims) != 1:
+            raise ValueError(f"mean/std/min/max must have the same length, got lengths {sorted(dims)}")
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.mean)
+
+    @classmethod
+    def fit(cls, arrays: Iterable[np.ndarray], mode: str = "meanstd", meta: dict | None = None):
+        """Statistics over every row of the [N_i, D] arrays (streamed; float64 accumulators)."""
+        n, s, ss, lo, hi = 0, None, None, None, None
+        for a in arrays:
+            a = np.asarray(a, dtype=np.float64)
+            if a.ndim != 2:
+                raise ValueError(f"each action array must be [N, D], got shape {a.shape}")
+            if a.shape[0] == 0:
+                continue
+            if s is None:
+                s, ss = np.zeros(a.shape[1]), np.zeros(a.shape[1])
+                lo, hi = np.full(a.shape[1], np.inf), np.full(a.shape[1], -np.inf)
+            elif a.shape[1] != len(s):
+                raise ValueError(f"action arrays disagree in width: {a.shape[1]} vs expected {len(s)}")
+            n += a.shape[0]
+            s += a.sum(0)
+            ss += (a * a).sum(0)
+            lo, hi = np.minimum(lo, a.min(0)), np.maximum(hi, a.max(0))
+        if n == 0:
+            raise ValueError("no actions to compute statistics from (every array was empty)")
+        mean = s / n
+        std = np.sqrt(np.maximum(ss / n - mean * mean, 0.0))
+        return cls(mode=mode, mean=mean, std=std, min=lo, max=hi, count=n, meta=dict(meta or {}))
+
+    def _affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """(shift, scale) such that normalized = (a - shift) / scale."""
+        if self.mode == "meanstd":
+            scale = np.where(self.std > self.eps, self.std, 1.0)
+            return self.mean, scale
+        span = self.max - self.min
+        scale = np.where(span > self.eps, span / 2.0, 1.0)
+        return (self.max + self.min) / 2.0, scale
+
+    def _cast(self, x, v: np.ndarray):
+        if isinstance(x, np.ndarray):
+            return v.astype(x.dtype if x.dtype.kind == "f" else np.float32)
+        import torch
+
+        return torch.as_tensor(v, dtype=x.dtype if x.is_floating_point() else torch.float32, device=x.device)
+
+    def _check_width(self, x) -> None:
+        if x.shape[-1] != self.action_dim:
+            raise ValueError(
+                f"actions have {x.shape[-1]} dims in the last axis; normalizer expects {self.action_dim}"
+            )
+
+    def normalize(self, actions):
+        """[..., D] numpy array or torch tensor -> same type, normalized."""
+        self._check_width(actions)
+        shift, scale = self._affine()
+        return (actions - self._cast(actions, shift)) / self._cast(actions, scale)
+
+    def denormalize(self, actions):
+        """Inverse of `normalize`."""
+        self._check_width(actions)
+        shift, scale = self._affine()
+        return actions * self._cast(actions, scale) + self._cast(actions, shift)
+
+    def check_compatible(self, action_dim: int, **expected: Any) -> None:
+        """Raise ValueError unless these statistics fit `action_dim` and every expected meta value."""
+        if action_dim != self.action_dim:
+            raise ValueError(
+                f"action normalization has {self.action_dim} dims but the model/data uses {action_dim}"
+            )
+        for key, want in expected.items():
+            if want is None or key not in self.meta:
+                continue
+            have = self.meta[key]
+            same = np.isclose(have, want) if isinstance(want, float) else have == want
+            if not same:
+                raise ValueError(f"action normalization was computed with {key}={have!r}, expected {want!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "min": self.min.tolist(),
+            "max": self.max.tolist(),
+            "count": int(self.count),
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ActionNormalizer:
+        missing = [k for k in ("mode", "mean", "std", "min", "max") if k not in d]
+        if missing:
+            raise ValueError(f"action normalization is missing keys {missing}")
+        return cls(
+            mode=d["mode"],
+            mean=d["mean"],
+            std=d["std"],
+            min=d["min"],
+            max=d["max"],
+            count=int(d.get("count", 0)),
+            meta=dict(d.get("meta", {})),
+        )
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2))
+        logger.info("wrote action statistics to %s", path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ActionNormalizer:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"action statistics file not found: {path}")
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
+        return cls.from_dict(d)

@@ -1,0 +1,257 @@
+"""`check_dataset`: every problem in a dataset folder, each with its file and reason.
+
+Checks never raise on bad data (only on a path that does not exist or an unknown format);
+they collect `Problem`s and a summary (episodes, frames, action ranges).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("nwm", "recon_h5", "onex", "lerobot")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass
+class Report:
+    """What `check_dataset` found."""
+
+    path: Path
+    format: str
+    problems: list[Problem] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        out = [f"{self.path} ({self.format})"]
+        out += [f"  {k}: {v}" for k, v in self.summary.items()]
+        out.append(f"  problems: {len(self.problems)}")
+        out += [f"  - {p}" for p in self.problems]
+        return out
+
+
+def detect_format(path: str | Path) -> str:
+    """Guess the layout of a dataset folder (or a single RECON .hdf5 file)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset path not found: {path}")
+    if path.is_file():
+        if path.suffix in (".hdf5", ".h5"):
+            return "recon_h5"
+        raise ValueError(f"{path}: cannot tell the dataset format of this file; pass --format ({FORMATS})")
+    if (path / "meta" / "info.json").is_file():
+        return "lerobot"
+    if (path / "robot_states").is_dir() or (path / "segment_indices").is_dir():
+        return "onex"
+    if (path / "traj_data.pkl").is_file() or any((p / "traj_data.pkl").is_file() for p in _subdirs(path)):
+        return "nwm"
+    if any(p.suffix in (".hdf5", ".h5") for p in path.iterdir()):
+        return "recon_h5"
+    raise ValueError(f"{path}: not a known dataset layout; pass --format, one of {FORMATS}")
+
+
+def _subdirs(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _action_ranges(arrays: list[np.ndarray]) -> str:
+    arrays = [a for a in arrays if len(a)]
+    if not arrays:
+        return "n/a"
+    a = np.concatenate(arrays)
+    return ", ".join(f"[{lo:.3g}, {hi:.3g}]" for lo, hi in zip(a.min(0), a.max(0)))
+
+
+def check_dataset(path: str | Path, format: str | None = None, deep: bool = False) -> Report:
+    """Validate a dataset; `deep` also decodes every video frame (JPEGs are always decoded)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset path not found: {path}")
+    fmt = format or detect_format(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown dataset format {fmt!r}; expected one of {FORMATS}")
+    report = Report(path=path, format=fmt)
+    {"nwm": _check_nwm, "recon_h5": _check_recon, "onex": _check_onex, "lerobot": _check_lerobot}[fmt](
+        path, report, deep
+    )
+    logger.info("checked %s: %d problems", path, len(report.problems))
+    return report
+
+
+def check_nwm_trajectory(traj_dir: Path) -> tuple[list[Problem], dict[str, np.ndarray] | None]:
+    """Problems of one NWM trajectory folder, and its poses when they are readable."""
+    from egoworld.data.nwm import TRAJ_FILE, image_indices, parse_traj_data, read_jpeg
+    from egoworld.data.safe_pickle import safe_load
+
+    pkl = traj_dir / TRAJ_FILE
+    problems: list[Problem] = []
+    have = image_indices(traj_dir)
+    if not pkl.is_file():
+        return [Problem(pkl, "file missing")], None
+    try:
+        position, yaw = parse_traj_data(safe_load(pkl), str(pkl))
+    except ValueError as err:
+        return [Problem(pkl, str(err).removeprefix(f"{pkl}: "))], None
+    t = len(yaw)
+    missing = sorted(set(range(t)) - set(have))
+    if missing:
+        head = ", ".join(f"{i}.jpg" for i in missing[:8]) + (", ..." if len(missing) > 8 else "")
+        problems.append(Problem(traj_dir, f"missing frames {head} ({len(missing)} of {t})"))
+    extra = [i for i in have if i >= t]
+    if extra:
+        problems.append(
+            Problem(traj_dir, f"{len(have)} images but {t} positions in {TRAJ_FILE}; expected equal")
+        )
+    for i in have:
+        try:
+            read_jpeg(traj_dir / f"{i}.jpg")
+        except ValueError as err:
+            problems.append(Problem(traj_dir / f"{i}.jpg", str(err).split(": ", 1)[-1]))
+    return problems, {"position": position, "yaw": yaw}
+
+
+def _check_nwm(path: Path, report: Report, deep: bool) -> None:
+    from egoworld.actions.spaces import METRIC_WAYPOINT_SPACING, nav_deltas
+
+    if (path / "traj_data.pkl").is_file():
+        trajs, name = [path], path.parent.name
+    else:
+        trajs, name = _subdirs(path), path.name
+    spacing = METRIC_WAYPOINT_SPACING.get(name, 1.0)
+    n_traj, n_frames, actions = 0, 0, []
+    for d in trajs:
+        has_images = any(p.suffix == ".jpg" for p in d.iterdir())
+        if not (d / "traj_data.pkl").exists() and not has_images:
+            continue  # e.g. data_splits/
+        problems, poses = check_nwm_trajectory(d)
+        report.problems.extend(problems)
+        n_traj += 1
+        if poses is not None:
+            n_frames += len(poses["yaw"])
+            if len(poses["yaw"]) > 1:
+                actions.append(nav_deltas(poses["position"], poses["yaw"], spacing))
+    if n_traj == 0:
+        report.problems.append(Problem(path, "no trajectories (expected <traj>/traj_data.pkl and <i>.jpg)"))
+    report.summary.update(
+        episodes=n_traj,
+        frames=n_frames,
+        spacing=spacing if name in METRIC_WAYPOINT_SPACING else f"unknown for {name!r}; ranges in metres",
+        action_ranges=f"(dx, dy, dyaw) {_action_ranges(actions)}",
+    )
+
+
+def _check_recon(path: Path, report: Report, deep: bool) -> None:
+    from egoworld.actions.spaces import METRIC_WAYPOINT_SPACING, nav_deltas
+    from egoworld.data.recon_h5 import (
+        IMAGE_KEY,
+        _open,
+        decode_recon_image,
+        list_recon_files,
+        read_recon_poses,
+    )
+
+    files = list_recon_files(path)
+    if not files:
+        report.problems.append(Problem(path, "no .hdf5 files"))
+    n_frames, actions = 0, []
+    for f in files:
+        try:
+            poses = read_recon_poses(f)
+            with _open(f) as h5:
+                for i in range(poses["num_images"]):
+                    decode_recon_image(h5[IMAGE_KEY], i, str(f))
+        except (ValueError, OSError) as err:
+            report.problems.append(Problem(f, str(err).removeprefix(f"{f}: ")))
+            continue
+        n_frames += poses["num_images"]
+        if poses["num_images"] > 1:
+            actions.append(nav_deltas(poses["position"], poses["yaw"], METRIC_WAYPOINT_SPACING["recon"]))
+    report.summary.update(
+        episodes=len(files), frames=n_frames, action_ranges=f"(dx, dy, dyaw) {_action_ranges(actions)}"
+    )
+
+
+def _check_onex(path: Path, report: Report, deep: bool) -> None:
+    from egoworld.actions.spaces import humanoid_deltas
+    from egoworld.data.clip import contiguous_runs
+    from egoworld.data.onex import check_onex, find_shards, load_shard_arrays
+
+    report.problems.extend(check_onex(path, deep=deep))
+    frames, segments, actions = 0, 0, []
+    for i in find_shards(path):
+        try:
+            states, seg = load_shard_arrays(path, i)
+        except (ValueError, OSError):
+            continue  # already reported
+        frames += len(seg)
+        for _, first, n in contiguous_runs(seg):
+            segments += 1
+            if n > 1:
+                actions.append(humanoid_deltas(np.asarray(states[first : first + n])))
+    report.summary.update(
+        shards=len(find_shards(path)),
+        segments=segments,
+        frames=frames,
+        action_ranges=f"(state differences at the source rate) {_action_ranges(actions)}",
+    )
+
+
+def _check_lerobot(path: Path, report: Report, deep: bool) -> None:
+    from egoworld.data.lerobot import read_episode_table, read_info, video_locations
+    from egoworld.data.onex import check_video
+
+    try:
+        info = read_info(path)
+    except (ValueError, FileNotFoundError) as err:
+        report.problems.append(Problem(path / "meta" / "info.json", str(err).split(": ", 1)[-1]))
+        return
+    feats = info["features"]
+    columns = [k for k in ("action", "observation.state") if k in feats]
+    try:
+        episodes = read_episode_table(path, info, columns)
+    except ValueError as err:
+        report.problems.append(Problem(path / "data", str(err)))
+        return
+    videos = [k for k, v in feats.items() if v.get("dtype") == "video"]
+    for key in videos:
+        try:
+            locs = video_locations(path, info, key, sorted(episodes))
+        except ValueError as err:
+            report.problems.append(Problem(path / "meta", str(err)))
+            continue
+        checked: set[Path] = set()
+        for e in sorted(episodes):
+            if e not in locs:
+                report.problems.append(Problem(path / "meta", f"episode {e} has no {key} video entry"))
+            elif locs[e][0] not in checked:
+                checked.add(locs[e][0])
+                n = len(episodes[e]["frame_index"]) if info["codebase_version"].startswith("v2") else None
+                report.problems.extend(check_video(locs[e][0], n, deep=deep))
+    acts = [episodes[e]["action"] for e in episodes] if "action" in columns else []
+    report.summary.update(
+        version=info["codebase_version"],
+        episodes=len(episodes),
+        frames=sum(len(v["frame_index"]) for v in episodes.values()),
+        video_keys=videos,
+        action_ranges=_action_ranges(acts),
+    )
