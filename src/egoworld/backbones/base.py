@@ -67,6 +67,30 @@ class BackboneAdapter:
             )
 
 
+class DiTAdapter(BackboneAdapter):
+    """Shared by the video DiTs (Cosmos, Wan): latents [B, C, T, H, W], 4x causal VAE, patch (1, p, p)."""
+
+    temporal_compression = 4
+    sample_arg = "hidden_states"
+
+    def embed_dim(self, model: nn.Module) -> int:
+        return model.config.num_attention_heads * model.config.attention_head_dim
+
+    def video_latents(
+        self, model: nn.Module, arguments: dict[str, Any], num_video_frames: int
+    ) -> torch.Tensor:
+        """The checked `hidden_states` [B, C, T, H, W] whose T matches the video frame count."""
+        x = arguments["hidden_states"]
+        if x.ndim != 5:
+            raise ValueError(f"{self.name} hidden_states must be [B, C, T, H, W]; got shape {tuple(x.shape)}")
+        if model.config.patch_size[0] != 1:
+            raise ValueError(
+                f"per-frame actions need a temporal patch size of 1; got {model.config.patch_size}"
+            )
+        self.check_frames(num_video_frames, x.shape[2])
+        return x
+
+
 def batch_timestep(timestep: Any, batch_size: int, device: torch.device) -> torch.Tensor:
     """A python number, a 0-D or a [B] tensor -> a [B] tensor (the layout every base model accepts)."""
     t = torch.as_tensor(timestep, device=device)

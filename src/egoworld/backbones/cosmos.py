@@ -16,29 +16,17 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKLWan, CosmosTransformer3DModel
 
-from egoworld.backbones.base import BackboneAdapter, EmbeddingSource, Prepared, batch_timestep, pick_preset
+from egoworld.backbones.base import DiTAdapter, EmbeddingSource, Prepared, batch_timestep, pick_preset
 from egoworld.backbones.wan import VAE_PRESETS as WAN_VAE_PRESETS
 
 
-class CosmosAdapter(BackboneAdapter):
+class CosmosAdapter(DiTAdapter):
     name = "cosmos"
     model_class = CosmosTransformer3DModel
-    temporal_compression = 4
-    sample_arg = "hidden_states"
-
-    def embed_dim(self, model) -> int:
-        return model.config.num_attention_heads * model.config.attention_head_dim
 
     def prepare(self, model, arguments: dict[str, Any], num_video_frames: int) -> Prepared:
-        x = arguments["hidden_states"]  # [B, C, T, H, W]
-        if x.ndim != 5:
-            raise ValueError(f"Cosmos hidden_states must be [B, C, T, H, W]; got shape {tuple(x.shape)}")
-        if model.config.patch_size[0] != 1:
-            raise ValueError(
-                f"per-frame actions need a temporal patch size of 1; got {model.config.patch_size}"
-            )
+        x = self.video_latents(model, arguments, num_video_frames)  # [B, C, T, H, W]
         batch, frames = x.shape[0], x.shape[2]
-        self.check_frames(num_video_frames, frames)
         t = torch.as_tensor(arguments["timestep"], device=x.device)
         if t.ndim == 5:
             if tuple(t.shape) != (batch, 1, frames, 1, 1):
