@@ -39,6 +39,88 @@ def folders(tmp_path_factory):
     return root, gt_dir, pred_dir
 
 
+def _other_world(poses):
+    """The same camera path in another world frame and unit (rigid rotation + shift, positions × 1.5)."""
+    from scipy.spatial.transform import Rotation
+
+    g = Rotation.from_euler("zyx", [50, 20, -30], degrees=True).as_matrix()
+    out = np.einsum("ij,tjk->tik", np.block([[g, np.zeros((3, 1))], [np.zeros((1, 3)), 1]]), poses)
+    out[:, :3, 3] = 1.5 * poses[:, :3, 3] @ g.T + np.array([2.0, -1.0, 0.5])
+    return out
+
+
+@pytest.fixture(scope="module")
+def nav_world(tmp_path_factory):
+    """`worlds generate --task nav` output (2 episodes, 12 frames, 32 px) and a perturbed copy of it."""
+    from PIL import Image
+
+    from egoworld.worlds.generate import WorldSpec, generate
+
+    root = tmp_path_factory.mktemp("nav")
+    gt_dir, pred_dir = root / "gt", root / "pred"
+    # workers=2 renders in child processes: in this process, MuJoCo's EGL rendering followed by
+    # the first import of torchvision (LPIPS below) segfaults
+    generate(WorldSpec(task="nav", episodes=2, frames=12, size=32, workers=2), gt_dir, progress=False)
+    shutil.copytree(gt_dir, pred_dir)
+    rng = np.random.default_rng(0)
+    for ep in sorted(pred_dir.glob("traj_*")):
+        for jpg in ep.glob("*.jpg"):  # pixel noise
+            img = np.asarray(Image.open(jpg)).astype(int) + rng.integers(-25, 26, size=(32, 32, 3))
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(jpg, quality=95)
+        inst = np.load(ep / "gt/instances.npy")
+        np.save(ep / "gt/instances.npy", np.roll(inst, 2, axis=2))  # structures 2 px off
+        depth = np.load(ep / "gt/depth.npy")
+        np.save(ep / "gt/depth.npy", depth * rng.uniform(0.8, 1.2, size=depth.shape).astype(np.float32))
+        cams = json.loads((ep / "gt/cameras.json").read_text())
+        cams["cam_to_world"] = _other_world(np.array(cams["cam_to_world"])).tolist()
+        (ep / "gt/cameras.json").write_text(json.dumps(cams))
+    return gt_dir, pred_dir
+
+
+def test_eval_reads_worlds_nav_output(nav_world, tmp_path, capsys):
+    gt_dir, pred_dir = nav_world
+    args = ["--metrics", "psnr,ssim,scs,depth,cam", "--gt-tracks", "instances", "--pred-tracks", "instances"]
+    assert _eval(gt_dir, gt_dir, tmp_path / "same", *args) == 0
+    same = json.loads((tmp_path / "same" / "results.json").read_text())
+    assert set(same["per_video"]) == {"traj_00000", "traj_00001"}  # data_splits/ is not a video
+    mean = same["mean"]
+    assert mean["psnr"]["2"] == "inf" and mean["scs"]["overall"] == 100.0
+    assert mean["depth_abs_rel"]["overall"] == 0.0
+    assert mean["cam_ate"]["overall"] < 1e-9 and mean["cam_rot_deg"]["overall"] < 1e-6
+    for info in same["meta"]["videos"].values():
+        assert info["scs_trim"] == "reprojection"  # --trim auto: GT depth, poses and K are there
+        assert info["scs_objects"]  # static structures only: no ground, fences, walls, agent
+        assert not {"ground", "floor", "ceiling"} & set(info["scs_objects"])
+        assert not any(o.startswith(("wall_", "fence_")) for o in info["scs_objects"])
+    assert same["n"]["psnr"]["16"] == 0 and same["n"]["psnr"]["8"] == 2  # 12 frames: no frame 16
+    capsys.readouterr()
+
+    assert _eval(gt_dir, pred_dir, tmp_path / "perturbed", *args) == 0
+    data = json.loads((tmp_path / "perturbed" / "results.json").read_text())
+    mean = data["mean"]
+    assert 15 < mean["psnr"]["overall"] < 40
+    assert 0 < mean["scs"]["overall"] < 100
+    assert 0.02 < mean["depth_abs_rel"]["overall"] < 0.2
+    # the predicted poses are the GT in another world frame and unit: Sim(3) alignment undoes it,
+    # rotation included, although nav paths are planar (rank-2 positions)
+    assert mean["cam_ate"]["overall"] < 1e-6 and mean["cam_rot_deg"]["overall"] < 1e-6
+    assert "| scs ↑ |" in capsys.readouterr().out
+
+
+def test_eval_reads_worlds_tabletop_output(tmp_path):
+    from egoworld.worlds.generate import WorldSpec, generate
+
+    gt_dir = tmp_path / "tabletop"
+    generate(WorldSpec(task="tabletop", episodes=1, frames=6, size=32, workers=2), gt_dir, progress=False)
+    out = tmp_path / "report"
+    args = ["--metrics", "psnr,scs,depth,cam", "--gt-tracks", "instances", "--pred-tracks", "instances"]
+    assert _eval(gt_dir, gt_dir, out, *args) == 0  # frames in episode_00000/frames/
+    data = json.loads((out / "results.json").read_text())
+    info = data["meta"]["videos"]["episode_00000"]
+    assert info["frames"] == 6 and info["scs_objects"] == ["work_table"]  # not the hand, objects, floor
+    assert data["mean"]["scs"]["overall"] == 100.0 and data["mean"]["cam_ate"]["overall"] < 1e-9
+
+
 def _eval(gt_dir, pred_dir, out, *extra):
     return main(["eval", "--pred", str(pred_dir), "--gt", str(gt_dir), "--out", str(out), *extra])
 
@@ -179,6 +261,27 @@ def test_bad_inputs(folders, tmp_path, capsys):
     # unknown metric, bad horizons
     _expect_error(capsys, _eval(gt_dir, pred_dir, out, "--metrics", "psnr,fvd"), "fvd", "expected")
     _expect_error(capsys, _eval(gt_dir, pred_dir, out, "--horizons", "a,b"), "--horizons")
+    # a corrupt side file: the file's name, not numpy's advice about pickles
+    corrupt = tmp_path / "pred_corrupt"
+    shutil.copytree(pred_dir, corrupt)
+    (corrupt / "clip_a.npz").write_bytes(b"not a zip file at all")
+    _expect_error(capsys, _eval(gt_dir, corrupt, out, "--metrics", "depth"), "clip_a.npz: not a valid .npz")
+    # side intrinsics of the wrong shape
+    bad_k = tmp_path / "gt_bad_k"
+    shutil.copytree(gt_dir, bad_k)
+    with np.load(bad_k / "clip_a.npz") as side:
+        arrays = dict(side)
+    np.savez(bad_k / "clip_a.npz", **{**arrays, "intrinsics": np.eye(4)})
+    args = ["--metrics", "scs", "--gt-tracks", "instances", "--pred-tracks", "instances"]
+    _expect_error(
+        capsys, _eval(bad_k, pred_dir, out, *args), "clip_a: ground-truth intrinsics", "expected [3, 3]"
+    )
+    # gt/objects.json with an entry that is not an object
+    objs = tmp_path / "gt_objs"
+    shutil.copytree(gt_dir, objs)
+    (objs / "clip_a" / "gt").mkdir()
+    (objs / "clip_a" / "gt" / "objects.json").write_text(json.dumps({"objects": {"1": "house"}}))
+    _expect_error(capsys, _eval(objs, pred_dir, out, *args), "objects.json: objects['1'] must be an object")
     assert not out.exists()  # nothing half-written
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]
 
@@ -190,3 +293,15 @@ def test_refuses_to_replace_a_foreign_folder(folders, tmp_path, capsys):
         capsys, _eval(gt_dir, pred_dir, tmp_path, "--metrics", "psnr"), "is not a folder holding results.json"
     )
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_trim_auto_needs_all_of_depth_poses_and_intrinsics():
+    from argparse import Namespace
+
+    from egoworld.commands.eval import _trim_method
+
+    auto = Namespace(trim="auto")
+    full = {"depth": 0, "poses_c2w": 0, "intrinsics": 0}
+    assert _trim_method(auto, full) == "reprojection"
+    assert _trim_method(auto, {"depth": 0, "poses_c2w": 0}) == "flow"  # no K: the FOV guess is not GT
+    assert _trim_method(Namespace(trim="flow"), full) == "flow"

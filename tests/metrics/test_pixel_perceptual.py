@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from metrics_world import render
 
+from egoworld.errors import EgoworldError
 from egoworld.metrics import structural_consistency_score
 from egoworld.metrics.perceptual import DreamSimMetric, LPIPSMetric
 from egoworld.metrics.pixel import psnr, resize_video, ssim
@@ -72,3 +73,17 @@ def test_dreamsim_reports_missing_weights(tmp_path):
         DreamSimMetric(tmp_path / "dreamsim_cache")
     with pytest.raises(FileNotFoundError, match="not given"):
         DreamSimMetric(None)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "pretrained.zip").write_bytes(b"partial download")  # non-empty, but not the weights
+    (cache / "dino_vitb16_pretrain.pth").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="missing open_clip_vitb16_pretrain.pth.tar, .*ensemble_lora"):
+        DreamSimMetric(cache)
+    for name in ("open_clip_vitb16_pretrain.pth.tar", "clip_vitb16_pretrain.pth.tar"):
+        (cache / name).write_bytes(b"")
+    (cache / "ensemble_lora").mkdir()
+    try:  # complete: the next step is the dreamsim package itself
+        import dreamsim  # noqa: F401
+    except ImportError:
+        with pytest.raises(EgoworldError, match="pip install dreamsim"):
+            DreamSimMetric(cache)

@@ -41,3 +41,35 @@ def test_bad_shapes():
         trim_frame_by_flow(np.zeros((3, 8, 8), np.uint8))
     with pytest.raises(ValueError, match=r"\[3, 3\]"):
         trim_frame_by_reprojection(np.ones((4, 4)), np.eye(4), np.tile(np.eye(4), (2, 1, 1)))
+
+
+def _scripted_flow(monkeypatch, lost_rows_from: int):
+    """Replace optical flow by a scripted one: everything moves +1 px/frame in x; from row
+    `lost_rows_from` down the backward flow disagrees (those points fail the forward–backward check)."""
+    import egoworld.metrics.trimming as trimming
+
+    def flow(prev, nxt, method="dis"):
+        h, w = prev.shape[:2]
+        f = np.zeros((h, w, 2), np.float32)
+        forward = prev[0, 0, 0] < nxt[0, 0, 0]  # frame i has value i: forward when it grows
+        f[..., 0] = 1.0 if forward else -1.0
+        if not forward:
+            f[lost_rows_from:, :, 0] = 9.0  # inconsistent backward flow
+        return f
+
+    monkeypatch.setattr(trimming, "dense_flow", flow)
+    return np.arange(40, dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
+
+
+def test_flow_points_failing_the_check_are_not_counted_as_left(monkeypatch):
+    # top half tracked (x = 2, 6, …, 30 moving +1 px/frame), bottom half lost at the first step
+    frames = _scripted_flow(monkeypatch, lost_rows_from=16)
+    assert trim_frame_by_flow(frames) == 30  # x = 2 leaves (≥ 31.5) at frame 30
+    # half of the tracked columns (x ≥ 18) have left at frame 14; the lost half does not count
+    assert trim_frame_by_flow(frames, tolerance=0.5) == 14  # counting lost as left gave 1
+
+
+def test_flow_losing_every_point_in_view_does_not_trim(monkeypatch, caplog):
+    frames = _scripted_flow(monkeypatch, lost_rows_from=0)
+    assert trim_frame_by_flow(frames[:5]) == 5  # no point seen leaving: no evidence, no trim
+    assert "lost every point" in caplog.text

@@ -5,23 +5,26 @@ Metrics: PSNR, SSIM, LPIPS, DreamSim, SCS (EgoWM Eq. 7), Depth ERR and Cam ERR (
     egoworld eval --pred P --gt G [--metrics psnr,ssim,lpips,dreamsim,scs,depth,cam]
                   [--horizons 2,4,8,16] [--annotations A.json] [--out DIR]
 
-P and G are folders of videos (mp4 or folders of frames) matched by name. Ground-truth arrays
-(depth, poses, intrinsics, instance masks) are read from `<name>.npz` beside a video. Writes
-results.md / .csv / .json and metrics_vs_horizon.png into DIR, all at once or not at all.
-See docs/metrics.md.
+P and G are folders of videos (mp4 or folders of frames) matched by name; the output of
+`egoworld worlds generate --task nav|tabletop` is such a folder. Ground truth (depth, poses,
+intrinsics, instance masks, object kinds) is read from `<name>.npz` beside a video or from the
+`gt/` folder inside a frame folder. Writes results.md / .csv / .json and metrics_vs_horizon.png
+into DIR, all at once or not at all. See docs/metrics.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 from pathlib import Path
+
+from egoworld.metrics.tracking import DEFAULT_EXCLUDE_NAMES
 
 logger = logging.getLogger(__name__)
 
 ALL_METRICS = ("psnr", "ssim", "lpips", "dreamsim", "scs", "depth", "cam")
 DEFAULT_METRICS = "psnr,ssim,lpips,dreamsim,scs"
+ESTIMATED_MEDIAN_DEPTH = 2.0  # estimated depth of unknown scale is brought to this median before odometry
 
 
 def register(subparsers) -> None:
@@ -57,7 +60,24 @@ def register(subparsers) -> None:
         "--objects",
         choices=("annotations", "instances"),
         help="where objects come from "
-        "(default: annotations if given, else instance masks in the GT <name>.npz)",
+        "(default: annotations if given, else the GT instance masks: <name>.npz or gt/instances.npy)",
+    )
+    g.add_argument(
+        "--min-object-area",
+        type=float,
+        default=0.005,
+        help="--objects instances: smallest object, as a fraction of frame 0 (default 0.005)",
+    )
+    g.add_argument(
+        "--max-object-area",
+        type=float,
+        help="--objects instances: largest object, as a fraction of frame 0 (default: no limit)",
+    )
+    g.add_argument(
+        "--exclude-objects",
+        default=",".join(DEFAULT_EXCLUDE_NAMES),
+        help="--objects instances with gt/objects.json: comma list of name globs that are not "
+        f"structures (default {','.join(DEFAULT_EXCLUDE_NAMES)}; '' keeps every static object)",
     )
     g.add_argument("--gt-tracks", choices=("sam2", "instances"), default="sam2", help="masks of the GT video")
     g.add_argument(
@@ -66,7 +86,13 @@ def register(subparsers) -> None:
     g.add_argument("--sam2-config", default="configs/sam2.1/sam2.1_hiera_t.yaml", help="SAM 2 config name")
     g.add_argument("--sam2-checkpoint", type=Path, help="local SAM 2 checkpoint (.pt) matching --sam2-config")
     g.add_argument("--sam2-random", action="store_true", help="random SAM 2 weights (plumbing tests only)")
-    g.add_argument("--trim", choices=("flow", "reprojection", "none"), default="flow", help="SCS trimming")
+    g.add_argument(
+        "--trim",
+        choices=("auto", "flow", "reprojection", "none"),
+        default="auto",
+        help="SCS trimming (default auto: reprojection when the GT has depth, poses and intrinsics, "
+        "else flow)",
+    )
     g = p.add_argument_group("Depth ERR / Cam ERR")
     g.add_argument(
         "--depth", choices=("gt", "depth-anything"), default="gt", help="depth source for both videos"
@@ -102,31 +128,31 @@ def _parse_horizons(text: str) -> list[int]:
     return sorted(set(horizons))
 
 
-def by_horizon(per_frame, horizons: list[int]) -> dict[str, float]:
-    """Per-frame values `[T]` → {"h": value at frame h (NaN past the end), "overall": mean of frames 1..}."""
-    import numpy as np
-
-    v = np.asarray(per_frame, dtype=np.float64)
-    out = {str(h): float(v[h]) if h < len(v) else float("nan") for h in horizons}
-    rest = v[1:] if len(v) > 1 else v
-    rest = rest[~np.isnan(rest)]
-    out["overall"] = float(rest.mean()) if rest.size else float("nan")
-    return out
-
-
 def _need(side: dict, key: str, where: Path, why: str):
     if key not in side:
-        raise ValueError(f"{where}: no {key!r} array in its <name>.npz side file; {why} needs it")
+        raise ValueError(
+            f"{where}: no {key!r} in its ground truth (<name>.npz beside it or gt/ inside it); {why} needs it"
+        )
     return side[key]
 
 
-def _intrinsics(side: dict, width: int, height: int, fov_deg: float):
-    import numpy as np
+def _intrinsics(side: dict, width: int, height: int, fov_deg: float, where: Path):
+    """K from the side data (checked), else from --fov-deg (horizontal FOV, centred principal point)."""
+    from egoworld.sim.camera import intrinsics_from_fov, validate_intrinsics
 
-    if "intrinsics" in side:
-        return np.asarray(side["intrinsics"], dtype=np.float64)
-    f = 0.5 * width / math.tan(math.radians(fov_deg) / 2)
-    return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1.0]])
+    if "intrinsics" not in side:
+        return intrinsics_from_fov(width, height, fov_deg)
+    try:
+        return validate_intrinsics(side["intrinsics"])
+    except ValueError as err:
+        raise ValueError(f"{where}: ground-truth intrinsics: {err}") from None
+
+
+def _trim_method(args, side_gt: dict) -> str:
+    if args.trim != "auto":
+        return args.trim
+    has_geometry = all(k in side_gt for k in ("depth", "poses_c2w", "intrinsics"))
+    return "reprojection" if has_geometry else "flow"
 
 
 class _Models:
@@ -147,7 +173,8 @@ class _Models:
                 raise FileNotFoundError(
                     "SCS tracks objects with SAM 2 but no --sam2-checkpoint was given; download "
                     "sam2.1_hiera_tiny.pt from https://github.com/facebookresearch/sam2#download-checkpoints "
-                    "(or pass --gt-tracks/--pred-tracks instances when <name>.npz holds instance masks)"
+                    "(or pass --gt-tracks/--pred-tracks instances when the ground truth, <name>.npz "
+                    "or gt/instances.npy, holds instance masks)"
                 )
             self.sam2 = tracking.Sam2Tracker(args.sam2_config, args.sam2_checkpoint, device=args.device)
         if (
@@ -162,51 +189,96 @@ class _Models:
             )
 
 
-def _scs(args, name, pred, gt, side_pred, side_gt, annotations, models, horizons):
+def _scs(args, pair, pred, gt, side_pred, side_gt, annotations, models, horizons, info):
+
     from egoworld.metrics import scs, tracking, trimming
 
     t, h, w = gt.shape[:3]
     if args.objects == "annotations":
-        if name not in annotations:
+        if pair.name not in annotations:
             raise ValueError(
-                f"{args.annotations}: no annotation for video {name!r} (annotated: {sorted(annotations)})"
+                f"{args.annotations}: no annotation for video {pair.name!r} "
+                f"(annotated: {sorted(annotations)})"
             )
-        prompts = tracking.fit_prompts(annotations[name], w, h)
-        tracking.check_prompts_fit(prompts, t, h, w, name)
+        prompts = tracking.fit_prompts(annotations[pair.name], w, h)
+        tracking.check_prompts_fit(prompts, t, h, w, pair.name)
     else:
+        exclude = tuple(x.strip() for x in args.exclude_objects.split(",") if x.strip())
+        objects = side_gt.get("objects")
+        if objects is not None and not isinstance(objects, dict):
+            raise ValueError(f"{pair.gt}: 'objects' must come from gt/objects.json, not an array in the .npz")
         prompts = tracking.prompts_from_instances(
-            _need(side_gt, "instances", args.gt / name, "--objects instances")
+            _instances(side_gt, pair.gt, (t, h, w), "--objects instances"),
+            min_area=args.min_object_area,
+            max_area=args.max_object_area,
+            objects=objects,
+            exclude_names=exclude,
+            allow_empty=True,
         )
+    info["scs_objects"] = [p.obj_id for p in prompts]
+    if not prompts:
+        logger.warning(
+            "%s: no static object qualifies in frame 0 of the GT; SCS is undefined (NaN)", pair.name
+        )
+        return {str(hz): float("nan") for hz in horizons} | {"overall": float("nan")}
 
-    def masks(which: str, frames, side, folder):
+    def masks(which: str, frames, side, where):
         if which == "instances":
             if any(p.instance_id is None for p in prompts):
                 raise ValueError("--gt-tracks/--pred-tracks instances need --objects instances")
-            return tracking.masks_from_instances(
-                _need(side, "instances", folder / name, "instance tracks"), prompts
-            )
+            inst = _instances(side, where, (t, h, w), "instance tracks")
+            return tracking.masks_from_instances(inst, prompts)
         return models.sam2.track(frames, prompts)
 
-    gt_masks = masks(args.gt_tracks, gt, side_gt, args.gt)  # [T, K, H, W]
-    pred_masks = masks(args.pred_tracks, pred, side_pred, args.pred)
-    if args.trim == "flow":
+    gt_masks = masks(args.gt_tracks, gt, side_gt, pair.gt)  # [T, K, H, W]
+    pred_masks = masks(args.pred_tracks, pred, side_pred, pair.pred)
+    method = _trim_method(args, side_gt)
+    if method == "flow":
         trim_at = trimming.trim_frame_by_flow(gt)
-    elif args.trim == "reprojection":
+    elif method == "reprojection":
         why = "--trim reprojection"
         trim_at = trimming.trim_frame_by_reprojection(
-            _need(side_gt, "depth", args.gt / name, why)[0],
-            _intrinsics(side_gt, w, h, args.fov_deg),
-            _need(side_gt, "poses_c2w", args.gt / name, why),
+            _need(side_gt, "depth", pair.gt, why)[0],
+            _intrinsics(side_gt, w, h, args.fov_deg, pair.gt),
+            _poses(side_gt, pair.gt, t, why),
         )
     else:
         trim_at = t
-    return scs.scs_by_horizon(pred_masks, gt_masks, horizons, trim_at=trim_at), trim_at
+    info["scs_trim"], info["scs_trim_at"] = method, int(trim_at)
+    return scs.scs_by_horizon(pred_masks, gt_masks, horizons, trim_at=trim_at)
 
 
-def _depths(args, name, pred, gt, side_pred, side_gt, models):
+def _instances(side: dict, where: Path, thw: tuple[int, int, int], why: str):
+    import numpy as np
+
+    inst = _need(side, "instances", where, why)
+    if np.shape(inst) != thw or not np.issubdtype(np.asarray(inst).dtype, np.integer):
+        raise ValueError(
+            f"{where}: instances are {np.asarray(inst).dtype} {list(np.shape(inst))}; "
+            f"expected integer ids [{', '.join(map(str, thw))}] (one mask per frame of the video)"
+        )
+    return inst
+
+
+def _poses(side: dict, where: Path, t: int, why: str):
+    from egoworld.sim.camera import validate_poses
+
+    poses = _need(side, "poses_c2w", where, why)
+    try:
+        poses = validate_poses(poses)
+    except ValueError as err:
+        raise ValueError(f"{where}: ground-truth poses_c2w: {err}") from None
+    if poses.shape != (t, 4, 4):
+        raise ValueError(
+            f"{where}: poses_c2w has shape {list(poses.shape)}; expected [{t}, 4, 4] (one per frame)"
+        )
+    return poses
+
+
+def _depths(args, pair, pred, gt, side_pred, side_gt, models):
     if args.depth == "gt":
         why = "--depth gt"
-        return _need(side_pred, "depth", args.pred / name, why), _need(side_gt, "depth", args.gt / name, why)
+        return _need(side_pred, "depth", pair.pred, why), _need(side_gt, "depth", pair.gt, why)
     return models.depth(pred), models.depth(gt)
 
 
@@ -215,6 +287,7 @@ def evaluate_pair(args, pair, metrics, horizons, annotations, models) -> tuple[d
     import numpy as np
 
     from egoworld.metrics import geometry, pixel, videos
+    from egoworld.metrics.report import by_horizon
 
     pred, gt = videos.load_video(pair.pred), videos.load_video(pair.gt)
     videos.check_same_shape(pred, gt, pair.name)
@@ -231,12 +304,10 @@ def evaluate_pair(args, pair, metrics, horizons, annotations, models) -> tuple[d
     if "dreamsim" in metrics:
         res["dreamsim"] = by_horizon(models.dreamsim(pred, gt), horizons)
     if "scs" in metrics:
-        res["scs"], info["scs_trim_at"] = _scs(
-            args, pair.name, pred, gt, side_pred, side_gt, annotations, models, horizons
-        )
+        res["scs"] = _scs(args, pair, pred, gt, side_pred, side_gt, annotations, models, horizons, info)
     depth_pred = depth_gt = None
     if "depth" in metrics or ("cam" in metrics and args.poses == "open3d"):
-        depth_pred, depth_gt = _depths(args, pair.name, pred, gt, side_pred, side_gt, models)
+        depth_pred, depth_gt = _depths(args, pair, pred, gt, side_pred, side_gt, models)
         if np.shape(depth_pred) != (t, h, w) or np.shape(depth_gt) != (t, h, w):
             raise ValueError(
                 f"{pair.name}: depth shapes {np.shape(depth_pred)} / {np.shape(depth_gt)}, "
@@ -256,11 +327,13 @@ def evaluate_pair(args, pair, metrics, horizons, annotations, models) -> tuple[d
     if "cam" in metrics:
         if args.poses == "gt":
             why = "--poses gt"
-            poses_pred = _need(side_pred, "poses_c2w", args.pred / pair.name, why)
-            poses_gt = _need(side_gt, "poses_c2w", args.gt / pair.name, why)
+            poses_pred = _poses(side_pred, pair.pred, t, why)
+            poses_gt = _poses(side_gt, pair.gt, t, why)
         else:
-            k = _intrinsics(side_gt, w, h, args.fov_deg)
-            odo = geometry.Open3DOdometry()
+            k = _intrinsics(side_gt, w, h, args.fov_deg, pair.gt)
+            # estimated depth has no unit: give it a nominal median before Open3D's metric thresholds
+            median = ESTIMATED_MEDIAN_DEPTH if args.depth == "depth-anything" else None
+            odo = geometry.Open3DOdometry(median_depth=median)
             poses_pred, poses_gt = odo(pred, depth_pred, k), odo(gt, depth_gt, k)
         cam = geometry.camera_errors(poses_pred, poses_gt)
         res["cam_ate"] = {"overall": cam["ate_rmse"]}
@@ -275,6 +348,13 @@ def run(args: argparse.Namespace) -> int:
 
     metrics = _parse_metrics(args.metrics)
     horizons = _parse_horizons(args.horizons)
+    if not 0 <= args.min_object_area < 1 or (
+        args.max_object_area is not None and not args.min_object_area < args.max_object_area <= 1
+    ):
+        raise ValueError(
+            f"object areas must satisfy 0 ≤ --min-object-area < --max-object-area ≤ 1; "
+            f"got {args.min_object_area} and {args.max_object_area}"
+        )
     pairs = videos.match_videos(args.pred, args.gt)
     annotations: dict = {}
     if "scs" in metrics:
@@ -305,6 +385,7 @@ def run(args: argparse.Namespace) -> int:
         "options": {k: str(v) for k, v in vars(args).items() if k not in ("func",)},
     }
     mean = report.write_report(args.out, results, horizons, meta=meta)
-    print(report.markdown_table(mean, horizons), end="")
+    counts = report.count_over_videos(results)
+    print(report.markdown_table(mean, horizons, counts, len(results)), end="")
     print(f"wrote {args.out}/results.md, .csv, .json and metrics_vs_horizon.png ({len(pairs)} videos)")
     return 0

@@ -6,8 +6,9 @@
   and RMSE = sqrt(mean (s·p − g)²), averaged over frames.
 * Cam ERR compares camera-to-world poses `[T, 4, 4]` (OpenCV camera axes: x right, y down,
   z forward): the predicted trajectory is aligned to the reference with Sim(3) Umeyama
-  (`evo`, scale corrected), then ATE = RMSE of position errors and the rotation error = mean
-  angle of R_ref^T R_aligned in degrees.
+  (`egoworld.sim.align.umeyama`, scale corrected, rotation from the orientations when the
+  positions span fewer than 3 dimensions), then ATE = RMSE of position errors and the rotation
+  error = mean angle of R_ref^T R_aligned in degrees (both through `evo`'s APE).
 
 Estimators map frames to depth or poses and can be swapped: ground truth (arrays passed in),
 `DepthAnythingEstimator` (transformers, local weights), `Open3DOdometry` (RGB-D odometry).
@@ -65,18 +66,33 @@ def _check_poses(poses: np.ndarray, what: str) -> np.ndarray:
     return poses
 
 
+# A trajectory whose positions have a spread eigenvalue ≤ this × the largest (a standard deviation
+# under 1 % of the main one: odometry noise around a straight or planar path) counts as spanning
+# fewer than 3 dimensions, and the alignment takes its rotation from the orientations.
+PATH_RANK_TOL = 1e-4
+
+
 def camera_errors(
     pred_c2w: np.ndarray, ref_c2w: np.ndarray, *, correct_scale: bool = True
 ) -> dict[str, float]:
     """ATE RMSE after Sim(3) Umeyama alignment, and mean rotation error (degrees), via `evo`.
 
+    The prediction is aligned to the reference with `egoworld.sim.align.umeyama` on the camera
+    positions (scale corrected unless `correct_scale` is False). Positions of either trajectory
+    that span fewer than 3 dimensions (a straight drive, a planar path, a camera turning in place;
+    `PATH_RANK_TOL`) leave the rotation about the path free; there the alignment's rotation is
+    the chordal mean of R_ref_i R_pred_iᵀ, so a perfect prediction in another world frame scores
+    0 either way.
+    evo's APE then gives the ATE (translation part, RMSE) and the rotation angle error (mean).
+
     Returns {"ate_rmse", "rot_err_deg", "scale"}, where `scale` is the Sim(3) scale applied to the
-    prediction. Needs T ≥ 3 poses (Umeyama is degenerate below that).
+    prediction. Needs T ≥ 3 poses.
     """
     from evo.core import lie_algebra as lie
     from evo.core import metrics
-    from evo.core.geometry import GeometryException
     from evo.core.trajectory import PosePath3D
+
+    from egoworld.sim.align import umeyama
 
     pred = _check_poses(pred_c2w, "predicted")
     ref = _check_poses(ref_c2w, "reference")
@@ -86,18 +102,18 @@ def camera_errors(
         )
     if pred.shape[0] < 3:
         raise ValueError(f"Cam ERR needs at least 3 poses for Sim(3) alignment; got {pred.shape[0]}")
+    scale, r, t = umeyama(
+        pred[:, :3, 3],
+        ref[:, :3, 3],
+        with_scale=correct_scale,
+        rotations=(pred[:, :3, :3], ref[:, :3, :3]),
+        rank_tol=PATH_RANK_TOL,
+    )
     est = PosePath3D(poses_se3=list(pred))
     gt = PosePath3D(poses_se3=list(ref))
-    try:
-        _, _, scale = est.align(gt, correct_scale=correct_scale)
-    except GeometryException:
-        # evo refuses rank-deficient position sets (a straight drive, a camera turning in place);
-        # the least-squares Sim(3) still exists there, just not uniquely: take one.
-        logger.info("Cam ERR: degenerate trajectory for evo's Umeyama; using the rank-tolerant fallback")
-        r, t, scale = _umeyama_tolerant(pred[:, :3, 3], ref[:, :3, 3], correct_scale)
-        if correct_scale:
-            est.scale(scale)
-        est.transform(lie.se3(r, t))
+    if correct_scale:
+        est.scale(scale)
+    est.transform(lie.se3(r, t))
     ape_t = metrics.APE(metrics.PoseRelation.translation_part)
     ape_t.process_data((gt, est))
     ape_r = metrics.APE(metrics.PoseRelation.rotation_angle_deg)
@@ -107,20 +123,6 @@ def camera_errors(
         "rot_err_deg": float(ape_r.get_statistic(metrics.StatisticsType.mean)),
         "scale": float(scale),
     }
-
-
-def _umeyama_tolerant(x: np.ndarray, y: np.ndarray, with_scale: bool) -> tuple[np.ndarray, np.ndarray, float]:
-    """Least-squares y ≈ s R x + t for points `[N, 3]` (Umeyama 1991), accepting rank-deficient sets."""
-    mx, my = x.mean(0), y.mean(0)
-    xc, yc = x - mx, y - my
-    var_x = (xc**2).sum() / len(x)
-    u, d, vt = np.linalg.svd(yc.T @ xc / len(x))
-    sign = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[2, 2] = -1
-    r = u @ sign @ vt
-    s = float(np.trace(np.diag(d) @ sign) / var_x) if with_scale and var_x > 1e-12 else 1.0
-    return r, my - s * r @ mx, s
 
 
 # --------------------------------------------------------------------------- estimators
@@ -144,12 +146,24 @@ class DepthAnythingEstimator:
     Args:
         model_dir: folder with `config.json`, the weights and `preprocessor_config.json`, as written by
             `save_pretrained` (e.g. a local copy of `depth-anything/Depth-Anything-V2-Small-hf`).
-        output: "disparity" for the relative models (their output is inverse depth; it is inverted
-            here), "depth" for metric models.
+        output: "disparity" for the relative models (their output is inverse depth up to an unknown
+            scale and shift; it is inverted here), "depth" for metric models.
         device: torch device.
+        min_disparity_quantile: with `output="disparity"`, pixels whose disparity is at or below
+            this quantile of their frame (or ≤ 0) become NaN (unknown depth) instead of the huge
+            depths 1/d gives near d = 0 (the sky, far walls, and the model's unknown shift).
+
+    Returns depth `[T, H, W]` in the model's arbitrary unit (relative models), NaN where unknown.
     """
 
-    def __init__(self, model_dir: str | Path, *, output: str = "disparity", device: str = "cpu"):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        output: str = "disparity",
+        device: str = "cpu",
+        min_disparity_quantile: float = 0.02,
+    ):
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
         model_dir = Path(model_dir)
@@ -161,8 +175,11 @@ class DepthAnythingEstimator:
             )
         if output not in ("disparity", "depth"):
             raise ValueError(f"output must be 'disparity' or 'depth'; got {output!r}")
+        if not 0.0 <= min_disparity_quantile < 1.0:
+            raise ValueError(f"min_disparity_quantile must be in [0, 1); got {min_disparity_quantile}")
         self.output = output
         self.device = device
+        self.min_disparity_quantile = min_disparity_quantile
         self.processor = AutoImageProcessor.from_pretrained(model_dir, local_files_only=True)
         self.model = (
             AutoModelForDepthEstimation.from_pretrained(model_dir, local_files_only=True).to(device).eval()
@@ -180,10 +197,33 @@ class DepthAnythingEstimator:
                 pred = self.model(**inputs).predicted_depth  # [1, h', w']
                 pred = torch.nn.functional.interpolate(pred[:, None], size=(h, w), mode="bicubic")[0, 0]
                 out.append(pred.float().cpu().numpy())
-        depth = np.stack(out)  # [T, H, W]
-        if self.output == "disparity":
-            depth = 1.0 / np.clip(depth, 1e-6, None)
-        return depth
+        pred = np.stack(out)  # [T, H, W]
+        if self.output == "depth":
+            return pred
+        return disparity_to_depth(pred, self.min_disparity_quantile)
+
+
+def disparity_to_depth(disparity: np.ndarray, min_quantile: float = 0.02) -> np.ndarray:
+    """1 / disparity `[T, H, W]`, NaN where the disparity is ≤ 0 or at/below its frame's `min_quantile`."""
+    disp = np.asarray(disparity, dtype=np.float64)
+    floor = np.quantile(disp.reshape(len(disp), -1), min_quantile, axis=1)[:, None, None]  # [T, 1, 1]
+    valid = np.isfinite(disp) & (disp > np.maximum(floor, 0.0))
+    depth = np.full(disp.shape, np.nan, dtype=np.float32)
+    depth[valid] = 1.0 / disp[valid]
+    return depth
+
+
+def normalize_depth(depth: np.ndarray, median: float = 2.0) -> np.ndarray:
+    """Scale depth `[T, H, W]` of unknown unit so that its median over all valid pixels is `median`.
+
+    One factor for the whole video (per-frame factors would erase the true change of scene depth
+    along the path). Non-finite and non-positive pixels stay as they are.
+    """
+    depth = np.asarray(depth, dtype=np.float32)
+    valid = np.isfinite(depth) & (depth > 0)
+    if not valid.any():
+        raise ValueError("depth has no valid (finite, positive) pixel; cannot normalise it")
+    return depth * np.float32(median / float(np.median(depth[valid])))
 
 
 class Open3DOdometry:
@@ -191,14 +231,23 @@ class Open3DOdometry:
 
     Args:
         method: "hybrid" (photometric + geometric) or "color".
-        depth_max: depth beyond this is ignored (same unit as the depth given).
+        depth_max: depth beyond this is ignored (same unit as the depth given, after `median_depth`).
+        median_depth: if set, the depth of each video is first scaled so that its median is this
+            many units (`normalize_depth`): for estimated depth of unknown scale (a relative Depth
+            Anything model), whose raw values have nothing to do with `depth_max` or Open3D's
+            other metric thresholds. None (default) keeps metric depth as given.
+
+    Non-finite depth counts as unknown (0 for Open3D).
     """
 
-    def __init__(self, *, method: str = "hybrid", depth_max: float = 10.0):
+    def __init__(self, *, method: str = "hybrid", depth_max: float = 10.0, median_depth: float | None = None):
         if method not in ("hybrid", "color"):
             raise ValueError(f"method must be 'hybrid' or 'color'; got {method!r}")
+        if median_depth is not None and not median_depth > 0:
+            raise ValueError(f"median_depth must be positive or None; got {median_depth}")
         self.method = method
         self.depth_max = depth_max
+        self.median_depth = median_depth
 
     def __call__(self, frames: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
         import open3d as o3d
@@ -209,6 +258,9 @@ class Open3DOdometry:
             raise ValueError(
                 f"depth {depth.shape} does not match frames {frames.shape[:3]} (expected [T, H, W])"
             )
+        if self.median_depth is not None:
+            depth = normalize_depth(depth, self.median_depth)
+        depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
         t, h, w = depth.shape
         k = np.asarray(intrinsics, dtype=np.float64)
         cam = o3d.camera.PinholeCameraIntrinsic(w, h, k[0, 0], k[1, 1], k[0, 2], k[1, 2])

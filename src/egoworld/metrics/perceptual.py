@@ -104,12 +104,35 @@ class LPIPSMetric:
         return d.flatten().cpu().numpy().astype(np.float64)
 
 
+# What `dreamsim(pretrained=True, dreamsim_type="ensemble", cache_dir=DIR)` checks for before it
+# downloads (dreamsim/model.py `download_weights`): the three ViT-B/16 backbones and the LoRA
+# weights, one "ensemble_lora" folder since dreamsim 0.2, one folder per backbone before.
+DREAMSIM_BACKBONES = (
+    "dino_vitb16_pretrain.pth",
+    "open_clip_vitb16_pretrain.pth.tar",
+    "clip_vitb16_pretrain.pth.tar",
+)
+DREAMSIM_LORA = (("ensemble_lora",), ("dino_vitb16_lora", "open_clip_vitb16_lora", "clip_vitb16_lora"))
+
+
+def missing_dreamsim_files(cache_dir: str | Path) -> list[str]:
+    """The DreamSim ensemble checkpoint files absent from `cache_dir` ([] when it is complete)."""
+    cache_dir = Path(cache_dir)
+    missing = [f for f in DREAMSIM_BACKBONES if not (cache_dir / f).exists()]
+    if not any(all((cache_dir / f).exists() for f in lora) for lora in DREAMSIM_LORA):
+        missing.append(" or ".join("+".join(lora) for lora in DREAMSIM_LORA))
+    return missing
+
+
 class DreamSimMetric:
     """DreamSim (ensemble: DINO + CLIP + OpenCLIP ViT-B/16, LoRA-tuned), as NWM reports it.
 
     Args:
         cache_dir: folder that `dreamsim.dreamsim(pretrained=True, cache_dir=DIR)` filled on a
-            machine with network (it holds the ensemble checkpoint and the backbone weights).
+            machine with network: `dino_vitb16_pretrain.pth`, `open_clip_vitb16_pretrain.pth.tar`,
+            `clip_vitb16_pretrain.pth.tar` and `ensemble_lora/` (dreamsim ≥ 0.2; the per-backbone
+            `*_lora/` folders of 0.1.x also work). Anything missing is reported before `dreamsim`
+            is imported, as `dreamsim` would otherwise download it.
         device: torch device.
         size: evaluation resolution.
 
@@ -124,8 +147,14 @@ class DreamSimMetric:
         if cache_dir is None:
             raise FileNotFoundError(f"DreamSim weights not given; {howto}")
         cache_dir = Path(cache_dir)
-        if not cache_dir.is_dir() or not any(cache_dir.iterdir()):
-            raise FileNotFoundError(f"DreamSim weights not found at {cache_dir}; {howto}")
+        if not cache_dir.is_dir():
+            raise FileNotFoundError(f"DreamSim weights not found at {cache_dir} (no such folder); {howto}")
+        missing = missing_dreamsim_files(cache_dir)
+        if missing:
+            # dreamsim() would start a download for these: refuse instead (nothing is downloaded)
+            raise FileNotFoundError(
+                f"DreamSim weights not found at {cache_dir}: missing {', '.join(missing)}; {howto}"
+            )
         try:
             from dreamsim import dreamsim
         except ImportError as err:

@@ -88,20 +88,13 @@ def scs_by_horizon(
     `first_frame .. trim_at-1` (all remaining frames when `trim_at` is None). Horizons at or
     beyond `trim_at` or the video's end are NaN: structure is undefined there (§4, trimming).
 
-    Returns {"2": …, "4": …, …, "overall": …}.
+    Returns {"2": …, "4": …, …, "overall": …} (`egoworld.metrics.report.by_horizon` on the
+    IoUs `[T, K]`: a horizon averages its frame's objects, "overall" every defined pair).
     """
+    from egoworld.metrics.report import by_horizon
+
     iou = mask_iou(pred_masks, gt_masks)  # [T, K]
     t = iou.shape[0]
-    end = t if trim_at is None else max(0, min(int(trim_at), t))
-    out: dict[str, float] = {}
-    for h in horizons:
-        h = int(h)
-        if h < 0:
-            raise ValueError(f"horizon must be a non-negative frame index; got {h}")
-        row = iou[h] if h < end else np.array([np.nan])
-        out[str(h)] = float(100.0 * np.nanmean(row)) if np.isfinite(row).any() else float("nan")
-    rest = iou[first_frame:end]
-    out["overall"] = float(100.0 * np.nanmean(rest)) if np.isfinite(rest).any() else float("nan")
-    if trim_at is not None and end < t:
-        logger.info("SCS: trimmed at frame %d of %d", end, t)
-    return out
+    if trim_at is not None and trim_at < t:
+        logger.info("SCS: trimmed at frame %d of %d", max(0, int(trim_at)), t)
+    return by_horizon(100.0 * iou, horizons, first_frame=first_frame, end=trim_at)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -77,19 +78,31 @@ def load_annotations(path: str | Path) -> dict[str, list[ObjectPrompt]]:
         prompts = []
         for i, obj in enumerate(objects):
             where = f"videos.{name}.objects[{i}]"
-            pts = np.asarray(obj.get("points", []), dtype=np.float64)
+            if not isinstance(obj, dict):
+                raise _fail(
+                    path, where, f'expected an object like {{"id": …, "points": [[x, y]]}}; got {obj!r}'
+                )
+            try:
+                pts = np.asarray(obj.get("points", []), dtype=np.float64)
+            except (TypeError, ValueError):
+                raise _fail(
+                    path, where, f'"points" must be a list of [x, y] numbers; got {obj.get("points")!r}'
+                ) from None
             if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0:
                 raise _fail(
                     path, where, f'"points" must be a non-empty list of [x, y]; got shape {pts.shape}'
                 )
-            labels = np.asarray(obj.get("labels", [1] * len(pts)), dtype=np.int32)
-            if labels.shape != (len(pts),) or not np.isin(labels, (0, 1)).all():
-                raise _fail(
-                    path, where, f'"labels" must be {len(pts)} values of 0 or 1; got {labels.tolist()}'
-                )
-            frame = int(obj.get("frame", 0))
-            if frame < 0:
-                raise _fail(path, where, f'"frame" must be ≥ 0; got {frame}')
+            labels = obj.get("labels", [1] * len(pts))
+            if (
+                not isinstance(labels, list)
+                or len(labels) != len(pts)
+                or any(v not in (0, 1) for v in labels)
+            ):
+                raise _fail(path, where, f'"labels" must be {len(pts)} values of 0 or 1; got {labels!r}')
+            labels = np.asarray(labels, dtype=np.int32)
+            frame = obj.get("frame", 0)
+            if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
+                raise _fail(path, where, f'"frame" must be an integer ≥ 0; got {frame!r}')
             prompt = ObjectPrompt(str(obj.get("id", i)), frame, pts, labels)
             prompt.size = None if size is None else (int(size[0]), int(size[1]))
             prompts.append(prompt)
@@ -126,17 +139,38 @@ def check_prompts_fit(
                 )
 
 
+DEFAULT_EXCLUDE_NAMES = ("floor", "ceiling", "ground", "wall_*", "fence_*", "sky")
+
+
 def prompts_from_instances(
-    instances: np.ndarray, *, frame: int = 0, min_area: float = 0.005, ignore_ids: tuple[int, ...] = (0,)
+    instances: np.ndarray,
+    *,
+    frame: int = 0,
+    min_area: float = 0.005,
+    max_area: float | None = None,
+    ignore_ids: tuple[int, ...] = (0,),
+    objects: dict[int, dict] | None = None,
+    kinds: tuple[str, ...] = ("static",),
+    exclude_names: tuple[str, ...] = DEFAULT_EXCLUDE_NAMES,
+    allow_empty: bool = False,
 ) -> list[ObjectPrompt]:
-    """Object proposals from a ground-truth instance-id image.
+    """Object proposals for SCS from a ground-truth instance-id image: the static structures.
 
     Args:
         instances: integer ids `[T, H, W]` (or `[H, W]` for one frame).
         frame: the frame whose instances become objects.
-        min_area: smallest object, as a fraction of the image.
-        ignore_ids: ids that are not objects (background).
+        min_area, max_area: smallest / largest object, as fractions of the image (None: no limit).
+        ignore_ids: ids that are not objects (0: background, the sky of a yard).
+        objects: {id: {"name", "kind"}} from `gt/objects.json`. When given, only ids listed there
+            with a kind in `kinds` are kept (static structures: not the movable objects or the
+            agent's own body), and those whose name matches a glob in `exclude_names` are dropped
+            (the room's or yard's enclosing surfaces: floor, ceiling, ground, walls, fences). When
+            None, every id but `ignore_ids` is a candidate (no names or kinds to go by).
+        kinds, exclude_names: see `objects`.
+        allow_empty: return [] instead of raising when no object qualifies.
     """
+    import fnmatch
+
     inst = np.asarray(instances)
     if inst.ndim == 3:
         inst = inst[frame]
@@ -147,11 +181,24 @@ def prompts_from_instances(
     for i, c in zip(ids.tolist(), counts.tolist()):
         if i in ignore_ids or c < min_area * inst.size:
             continue
-        prompts.append(ObjectPrompt(str(i), frame, mask=inst == i, instance_id=int(i)))
-    if not prompts:
+        if max_area is not None and c > max_area * inst.size:
+            continue
+        name = str(i)
+        if objects is not None:
+            info = objects.get(int(i))
+            if info is None or info.get("kind") not in kinds:
+                continue
+            name = str(info.get("name", i))
+            if any(fnmatch.fnmatchcase(name, pattern) for pattern in exclude_names):
+                continue
+        prompts.append(ObjectPrompt(name, frame, mask=inst == i, instance_id=int(i)))
+    if not prompts and not allow_empty:
+        rules = f"ignored ids: {list(ignore_ids)}"
+        if objects is not None:
+            rules += f", kinds kept: {list(kinds)}, names excluded: {list(exclude_names)}"
         raise ValueError(
-            f"no object of at least {min_area:.1%} of the image in the instance masks of frame {frame} "
-            f"(ids present: {ids.tolist()}, ignored: {list(ignore_ids)})"
+            f"no object of {min_area:.1%} to {1.0 if max_area is None else max_area:.0%} of the image "
+            f"in the instance masks of frame {frame} (ids present: {ids.tolist()}; {rules})"
         )
     return prompts
 
@@ -208,20 +255,32 @@ class Sam2Tracker:
             )
         if checkpoint is None:
             logger.warning("SAM 2 has random weights: masks are meaningless (plumbing only)")
+        from hydra.errors import MissingConfigException
+
+        overrides = [] if image_size is None else [f"++model.image_size={int(image_size)}"]
         try:
-            overrides = [] if image_size is None else [f"++model.image_size={int(image_size)}"]
             self.predictor = build_sam2_video_predictor(
                 config,
                 ckpt_path=str(checkpoint) if checkpoint else None,
                 device=device,
                 hydra_overrides_extra=overrides,
             )
-        except Exception as err:  # hydra raises its own MissingConfigException
-            if "config" in type(err).__name__.lower() or "Cannot find" in str(err):
-                raise ValueError(
-                    f"unknown SAM 2 config {config!r}; expected e.g. {DEFAULT_SAM2_CONFIG!r}"
-                ) from err
-            raise
+        except MissingConfigException as err:
+            raise ValueError(
+                f"unknown SAM 2 config {config!r}; expected e.g. {DEFAULT_SAM2_CONFIG!r} "
+                "(or _s, _b+, _l: the configs that ship with sam2)"
+            ) from err
+        except (RuntimeError, KeyError, pickle.UnpicklingError) as err:
+            # load_state_dict's missing/unexpected keys or shape mismatches, a dict without
+            # "model", or a file torch cannot read
+            if checkpoint is None:
+                raise
+            detail = " ".join(str(err).split()) or type(err).__name__
+            raise ValueError(
+                f"SAM 2 checkpoint {checkpoint} does not match config {config!r} ({detail[:200]}); "
+                "expected the checkpoint released with that config (e.g. sam2.1_hiera_tiny.pt for "
+                f"{DEFAULT_SAM2_CONFIG!r})"
+            ) from err
         self.device = device
 
     def track(self, frames: np.ndarray, prompts: list[ObjectPrompt]) -> np.ndarray:

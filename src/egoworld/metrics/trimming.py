@@ -3,16 +3,21 @@
 Frames from that index on show only regions unseen in the initial observation, where structural
 correspondence is ill-defined, so SCS ignores them. Two ways to find it:
 
-* `trim_frame_by_flow` (default, no weights): a grid of points in frame 0 is tracked by chaining
-  dense optical flow from OpenCV (DIS or Farnebäck). A point survives a step when it lands inside
-  the image and passes a forward–backward check |p + F(p) + B(p + F(p)) − p| ≤ τ_abs + τ_rel·|F(p)|;
-  a point that fails is dropped as unreliable (occluded or mistracked). The trim frame is the
-  first frame at which at most `tolerance` of the grid points are still tracked in view.
+* `trim_frame_by_flow` (no weights): a grid of points in frame 0 is tracked by chaining dense
+  optical flow from OpenCV (DIS or Farnebäck). A point that lands outside the image has *left
+  the view*. A point that fails the forward–backward check
+  |p + F(p) + B(p + F(p)) − p| ≤ τ_abs + τ_rel·|F(p)| is *lost* (occluded or mistracked): it is
+  dropped from the count altogether — neither in view nor left — so the in-view fraction is
+  (points in view) / (points in view + points that left). The trim frame is the first frame at
+  which that fraction is at most `tolerance` (0: no tracked point is still in view). Lost points
+  are not carried on with their unreliable flow: on low-texture renders they sit still on blank
+  walls and would keep the view "open" long after it has changed.
 * `trim_frame_by_reprojection` (synthetic worlds): every pixel of frame 0 is lifted with its
   ground-truth depth and intrinsics K, moved to world space with the camera-to-world pose of frame
-  0 and projected into each later frame (OpenCV axes: x right, y down, z forward). A point is in
-  view when z > 0 and its projection lies in the image (pixel centres at integer coordinates).
-  Occlusion is not modelled: only leaving the field of view counts.
+  0 and projected into each later frame (OpenCV axes: x right, y down, z forward; the pinhole
+  helpers of `egoworld.sim.camera`). A point is in view when z > 0 and its projection lies in the
+  image (pixel centres at integer coordinates). Occlusion is not modelled: only leaving the
+  field of view counts. Pixels without depth (the sky: depth 0) are not points.
 
 Both return an index `trim_at` in [1, T]; `trim_at == T` means nothing is trimmed.
 """
@@ -69,14 +74,19 @@ def trim_frame_by_flow(
     fb_rel: float = 0.05,
     tolerance: float = 0.0,
 ) -> int:
-    """First frame where every tracked frame-0 point has left the view, by chained optical flow.
+    """First frame where no tracked frame-0 point is still in view, by chained optical flow.
 
     Args:
         frames: uint8 `[T, H, W, 3]` RGB (the ground-truth video).
         method: "dis" or "farneback" (OpenCV).
         grid_step: spacing in pixels of the frame-0 point grid.
         fb_abs, fb_rel: forward–backward threshold τ_abs + τ_rel·|flow| in pixels.
-        tolerance: fraction of grid points that may remain (0 = every point must have left).
+        tolerance: largest fraction of the points whose fate is known (in view or left) that may
+            still be in view at the trim frame (0 = every one must have left).
+
+    Points that fail the forward–backward check are lost and leave the count (module docstring).
+    If every point is lost before any has left the view, there is no evidence that the view
+    changed: nothing is trimmed (T, with a warning).
 
     Returns `trim_at` in [1, T] (T: the first view never leaves entirely).
     """
@@ -88,7 +98,7 @@ def trim_frame_by_flow(
     t, h, w = frames.shape[:3]
     ys, xs = np.mgrid[grid_step // 2 : h : grid_step, grid_step // 2 : w : grid_step]
     pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)  # [N, 2]
-    n0 = len(pts)
+    left = lost = 0
     for i in range(1, t):
         fwd = dense_flow(frames[i - 1], frames[i], method)
         bwd = dense_flow(frames[i], frames[i - 1], method)
@@ -98,16 +108,16 @@ def trim_frame_by_flow(
         back = moved + _sample(bwd, moved)
         fb_err = np.linalg.norm(back - pts, axis=1)
         reliable = fb_err <= fb_abs + fb_rel * np.linalg.norm(f, axis=1)
-        keep = inside & reliable
-        logger.debug(
-            "trim step %d: %d points, %d left the view, %d failed forward-backward",
-            i,
-            len(pts),
-            int((~inside).sum()),
-            int((inside & ~reliable).sum()),
-        )
-        pts = moved[keep]
-        if len(pts) <= tolerance * n0:
+        left += int((~inside).sum())  # leaving the image needs no backward check
+        lost += int((inside & ~reliable).sum())
+        pts = moved[inside & reliable]
+        logger.debug("trim step %d: %d in view, %d left the view, %d lost", i, len(pts), left, lost)
+        if left == 0 and len(pts) == 0:
+            logger.warning(
+                "flow trimming lost every point by frame %d before any left the view; not trimming", i
+            )
+            return t
+        if len(pts) <= tolerance * (len(pts) + left):
             return i
     return t
 
@@ -126,6 +136,8 @@ def trim_frame_by_reprojection(
 
     Returns `trim_at` in [1, T].
     """
+    from egoworld.sim.camera import backproject, invert_pose, project
+
     depth0 = np.asarray(depth0, dtype=np.float64)
     k = np.asarray(intrinsics, dtype=np.float64)
     c2w = np.asarray(c2w, dtype=np.float64)
@@ -136,21 +148,17 @@ def trim_frame_by_reprojection(
     if c2w.ndim != 3 or c2w.shape[1:] != (4, 4):
         raise ValueError(f"c2w must be [T, 4, 4]; got shape {c2w.shape}")
     h, w = depth0.shape
-    v, u = np.mgrid[0:h:stride, 0:w:stride]
-    z = depth0[v, u]
-    valid = np.isfinite(z) & (z > 0)
+    valid = np.isfinite(depth0) & (depth0 > 0)
+    valid[np.arange(h) % stride != 0] = False
+    valid[:, np.arange(w) % stride != 0] = False
     if not valid.any():
         raise ValueError("depth0 has no valid (finite, positive) pixel; cannot reproject frame 0")
-    pix = np.stack([u[valid], v[valid], np.ones(valid.sum())], axis=0)  # [3, N]
-    cam0 = np.linalg.inv(k) @ pix * z[valid]  # [3, N]
-    world = c2w[0, :3, :3] @ cam0 + c2w[0, :3, 3:4]
-    n0 = cam0.shape[1]
+    cam0 = backproject(np.where(valid, depth0, 0.0), k)[valid]  # [N, 3]
+    world = cam0 @ c2w[0, :3, :3].T + c2w[0, :3, 3]
+    w2c = invert_pose(c2w)  # [T, 4, 4]
+    n0 = len(world)
     for i in range(1, c2w.shape[0]):
-        w2c = np.linalg.inv(c2w[i])
-        cam = w2c[:3, :3] @ world + w2c[:3, 3:4]
-        front = cam[2] > 1e-9
-        proj = k @ cam[:, front]
-        uv = (proj[:2] / proj[2]).T  # [M, 2]
+        uv, _ = project(world @ w2c[i, :3, :3].T + w2c[i, :3, 3], k)  # NaN behind the camera
         remaining = int(_in_view(uv, h, w).sum())
         if remaining <= tolerance * n0:
             return i

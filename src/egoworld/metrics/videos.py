@@ -1,14 +1,20 @@
 """Load evaluation videos (mp4 through PyAV, or a folder of frames) and pair predictions with GT.
 
 A video crosses this module as uint8 `[T, H, W, 3]` RGB. In a folder of videos, each entry is a
-video file (`.mp4`, `.mov`, `.avi`, `.mkv`, `.webm`) or a sub-folder of image frames (`.png`,
-`.jpg`, `.jpeg`, sorted by the numbers in their names); its *name* is the file stem or the
-folder name. Predictions and ground truth are matched by name. Side files `<name>.npz`
-(ground-truth depth, poses, intrinsics, instance masks; see docs/metrics.md) are not videos.
+video file (`.mp4`, `.mov`, `.avi`, `.mkv`, `.webm`), a sub-folder of image frames (`.png`,
+`.jpg`, `.jpeg`, sorted by the numbers in their names), or a sub-folder whose frames are in its
+`frames/` folder (the tabletop layout of `egoworld worlds generate`); its *name* is the file stem
+or the folder name. Predictions and ground truth are matched by name.
+
+Ground truth for a video (see docs/metrics.md) is read from `<name>.npz` beside it and/or from
+the `gt/` folder inside a frame folder, as `egoworld worlds generate` writes it: `gt/depth.npy`,
+`gt/instances.npy`, `gt/cameras.json` ("K" → intrinsics, "cam_to_world" → poses_c2w) and
+`gt/objects.json` (id → name and kind). Side files are not videos.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +34,20 @@ def _frame_files(folder: Path) -> list[Path]:
     return sorted(files, key=_natural_key)
 
 
+def _frames_dir(folder: Path) -> Path:
+    """The folder holding a frame-folder video's images: `folder` itself, else `folder/frames`."""
+    if not _frame_files(folder) and (folder / "frames").is_dir() and _frame_files(folder / "frames"):
+        return folder / "frames"
+    return folder
+
+
 def load_video(path: str | Path) -> np.ndarray:
-    """Read a video file or a folder of frames as uint8 `[T, H, W, 3]` RGB."""
+    """Read a video file or a folder of frames (or of `frames/`) as uint8 `[T, H, W, 3]` RGB."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"video not found: {path}")
     if path.is_dir():
-        return _load_frame_folder(path)
+        return _load_frame_folder(_frames_dir(path))
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"{path}: unsupported video type {path.suffix!r}; expected one of {VIDEO_SUFFIXES}")
     import av
@@ -79,7 +92,7 @@ def write_frame_folder(frames: np.ndarray, folder: str | Path) -> Path:
 
 
 def list_videos(folder: str | Path) -> dict[str, Path]:
-    """Map name → path for every video file or frame folder directly inside `folder`."""
+    """Map name → path for every video file or frame folder (frames inside it or in its `frames/`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"not a folder of videos: {folder}")
@@ -89,7 +102,7 @@ def list_videos(folder: str | Path) -> dict[str, Path]:
             continue
         if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
             name = p.stem
-        elif p.is_dir() and _frame_files(p):
+        elif p.is_dir() and _frame_files(_frames_dir(p)):
             name = p.name
         else:
             continue
@@ -139,11 +152,97 @@ def check_same_shape(pred: np.ndarray, gt: np.ndarray, name: str = "video") -> N
         )
 
 
-def load_side_file(video_path: Path) -> dict[str, np.ndarray]:
-    """Ground-truth arrays stored beside a video as `<name>.npz` (empty dict if there is none)."""
+def load_side_file(video_path: Path) -> dict:
+    """Ground truth stored with a video → {key: array} (empty dict if there is none).
+
+    Reads `<name>.npz` beside the video (keys depth, instances, intrinsics, poses_c2w) and, for a
+    frame folder, its `gt/` folder (depth.npy, instances.npy, cameras.json, objects.json). Keys
+    found in both come from the `.npz`. `objects` (from gt/objects.json) is a dict
+    {instance id: {"name": …, "kind": …}}, not an array.
+    """
+    video_path = Path(video_path)
     name = video_path.stem if video_path.is_file() else video_path.name
+    out: dict = {}
+    if video_path.is_dir() and (video_path / "gt").is_dir():
+        out.update(_load_gt_folder(video_path / "gt"))
     side = video_path.parent / f"{name}.npz"
-    if not side.is_file():
-        return {}
-    with np.load(side, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    if side.is_file():
+        out.update(_load_npz(side))
+    return out
+
+
+# numpy reports a damaged file with whatever its zip, zlib or header parser raises (BadZipFile,
+# zlib.error, EOFError, SyntaxError, tokenize.TokenError, ValueError, …): all mean "not valid".
+_CORRUPT = Exception
+
+
+def _load_npz(side: Path) -> dict[str, np.ndarray]:
+    try:
+        data = np.load(side, allow_pickle=False)
+    except _CORRUPT as err:
+        raise ValueError(f"{side}: not a valid .npz file of arrays ({type(err).__name__})") from err
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{side}: not a valid .npz file of arrays (holds a single {type(data).__name__})")
+    try:
+        with data:
+            return {k: data[k] for k in data.files}
+    except _CORRUPT as err:
+        raise ValueError(f"{side}: not a valid .npz file of arrays ({type(err).__name__})") from err
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except _CORRUPT as err:
+        raise ValueError(f"{path}: not a valid .npy array file ({type(err).__name__})") from err
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object at the top level; got {type(data).__name__}")
+    return data
+
+
+def _load_gt_folder(gt: Path) -> dict:
+    """The `gt/` folder of `egoworld worlds generate` under this module's side-file keys."""
+    out: dict = {}
+    for key in ("depth", "instances"):
+        if (gt / f"{key}.npy").is_file():
+            out[key] = _load_npy(gt / f"{key}.npy")
+    cams = gt / "cameras.json"
+    if cams.is_file():
+        data = _load_json(cams)
+        for src, key in (("K", "intrinsics"), ("cam_to_world", "poses_c2w")):
+            if src in data:
+                try:
+                    out[key] = np.asarray(data[src], dtype=np.float64)
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"{cams}: {src!r} is not a numeric array ({err})") from err
+    objects = gt / "objects.json"
+    if objects.is_file():
+        out["objects"] = parse_objects(_load_json(objects), objects)
+    return out
+
+
+def parse_objects(data: dict, where: Path | str) -> dict[int, dict]:
+    """`{"objects": {"<id>": {"name": …, "kind": …}}}` → {id: {"name", "kind"}}, checked."""
+    objects = data.get("objects")
+    if not isinstance(objects, dict):
+        raise ValueError(f'{where}: expected an "objects" mapping of instance id → {{"name", "kind"}}')
+    out: dict[int, dict] = {}
+    for key, entry in objects.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("kind", ""), str):
+            raise ValueError(
+                f'{where}: objects[{key!r}] must be an object like {{"name": "chair_0", "kind": "static"}}; '
+                f"got {entry!r}"
+            )
+        try:
+            oid = int(key)
+        except ValueError:
+            raise ValueError(f"{where}: objects key {key!r} is not an integer instance id") from None
+        out[oid] = {"name": str(entry.get("name", key)), "kind": entry.get("kind")}
+    return out

@@ -1,4 +1,9 @@
-"""Sim(3) alignment of corresponding point sets (Umeyama 1991), plus a robust reweighted variant."""
+"""Sim(3) alignment of corresponding point sets (Umeyama 1991), plus a robust reweighted variant.
+
+The one Umeyama of the code base: EgoSim's state update aligns point clouds with it, and Cam ERR
+(`egoworld.metrics.geometry.camera_errors`) aligns camera trajectories with its rank-tolerant
+option (`rotations=`).
+"""
 
 from __future__ import annotations
 
@@ -23,10 +28,22 @@ def umeyama(
     *,
     with_scale: bool = True,
     weights: np.ndarray | None = None,  # [N]
+    rotations: tuple[np.ndarray, np.ndarray] | None = None,  # ([N, 3, 3], [N, 3, 3])
+    rank_tol: float = 1e-9,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Least-squares similarity ``dst ≈ s R src + t`` (Umeyama 1991, Eqs. 40–42).
 
     Returns ``s`` (1.0 when ``with_scale`` is False), ``R`` ``[3, 3]`` with det +1, ``t`` ``[3]``.
+
+    Rank-tolerant option for camera trajectories: ``rotations = (R_src, R_dst)``, the orientations
+    ``[N, 3, 3]`` attached to the points (camera-to-world rotations), with ``R_dst_i ≈ R R_src_i``.
+    When the source or the destination points span fewer than 3 dimensions (a straight drive, a
+    planar path, a camera turning in place: an eigenvalue of the spread ≤ ``rank_tol`` × the
+    largest), the positions leave the rotation about the path partly or wholly free, so ``R`` is
+    taken from the orientations instead: the chordal L2 mean of ``R_dst_i R_src_iᵀ`` projected
+    onto SO(3) (Hartley et al. 2013, "Rotation averaging", §5.3); then ``s`` and ``t`` are the least-squares
+    fit for that ``R`` (``s`` = 1 when all points are at one place). Without ``rotations`` a
+    rank-deficient set gets one of the equally good SVD solutions, and a set at one place raises.
     """
     src, dst = _check_pair(src, dst)
     w = np.ones(len(src)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
@@ -36,6 +53,11 @@ def umeyama(
     mu_s, mu_d = w @ src, w @ dst
     xs, xd = src - mu_s, dst - mu_d
     var_s = float(w @ np.sum(xs * xs, axis=1))
+    if rotations is not None and (_rank_deficient(xs, w, rank_tol) or _rank_deficient(xd, w, rank_tol)):
+        R = _chordal_mean_rotation(rotations, w, len(src))
+        fit = float(w @ np.sum(xd * (xs @ R.T), axis=1))  # Σ w ⟨y_c, R x_c⟩
+        s = fit / var_s if with_scale and var_s > 1e-18 else 1.0
+        return s, R, mu_d - s * R @ mu_s
     if var_s < 1e-18:
         raise ValueError("source points are all at one place; a similarity is undefined")
     cov = (xd * w[:, None]).T @ xs  # Σ_xy, [3, 3]
@@ -47,6 +69,27 @@ def umeyama(
     s = float(np.trace(np.diag(D) @ S) / var_s) if with_scale else 1.0
     t = mu_d - s * R @ mu_s
     return s, R, t
+
+
+def _rank_deficient(centred: np.ndarray, w: np.ndarray, rank_tol: float) -> bool:
+    spread = np.linalg.eigvalsh((centred * w[:, None]).T @ centred)  # ascending
+    return bool(spread[0] <= rank_tol * max(spread[-1], 1e-300))
+
+
+def _chordal_mean_rotation(rotations, w: np.ndarray, n: int) -> np.ndarray:
+    """argmin_R Σ w_i ‖R − R_dst_i R_src_iᵀ‖_F over SO(3): the weighted mean projected by SVD."""
+    r_src = np.asarray(rotations[0], dtype=np.float64)
+    r_dst = np.asarray(rotations[1], dtype=np.float64)
+    if r_src.shape != (n, 3, 3) or r_dst.shape != (n, 3, 3):
+        raise ValueError(
+            f"rotations have shapes {list(r_src.shape)} and {list(r_dst.shape)}; expected two [{n}, 3, 3]"
+        )
+    mean = np.einsum("n,nij,nkj->ik", w, r_dst, r_src)  # Σ w_i R_dst_i R_src_iᵀ
+    U, _, Vt = np.linalg.svd(mean)
+    S = np.eye(3)
+    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
+        S[2, 2] = -1.0
+    return U @ S @ Vt
 
 
 def robust_umeyama(
