@@ -51,3 +51,15 @@ def test_look_at_and_inverse():
     target_cam = world_to_camera(np.zeros((1, 3)), pose)[0]
     np.testing.assert_allclose(target_cam[:2], 0.0, atol=1e-12)  # target on the optical axis
     assert target_cam[2] > 0
+
+
+def test_projection_behind_camera_and_nan_points_give_nan():
+    K = intrinsics(100.0, 100.0, 31.5, 23.5)
+    pts = np.array([[0.1, 0.0, -1.0], [0.1, 0.0, 0.0], [np.nan, 0.0, 1.0], [0.0, 0.1, 1e-3]])
+    uv, z = project(pts, K)
+    assert np.all(np.isnan(uv[:3])) and np.all(np.isfinite(uv[3]))
+    np.testing.assert_allclose(z[[0, 1, 3]], [-1.0, 0.0, 1e-3])
+    with pytest.raises(ValueError, match=r"expected \[..., 3\]"):
+        project(np.zeros((4, 2)), K)
+    with pytest.raises(ValueError, match="intrinsics K"):
+        project(pts, np.eye(4))

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -102,3 +104,85 @@ def test_clear_region_forgets_surface(fused_state, tabletop):
     xyz2, _ = st.surface_points()
     assert (np.linalg.norm(xyz2 - tabletop.box_center, axis=1) < 0.05).sum() == 0
     assert len(fused_state.surface_points()[0]) == len(xyz)  # the copy did not touch the original
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("block_count", 10**12, r"block_count=1000000000000 .* GiB up front"),
+        ("block_count", 0, r"block_count=0; expected an integer >= 1"),
+        ("block_count", 2.5, r"block_count=2.5; expected an integer"),
+        ("block_resolution", 0, r"block_resolution=0; expected an integer in \[2, 32\]"),
+        ("block_resolution", -8, r"block_resolution=-8; expected an integer in \[2, 32\]"),
+        ("block_resolution", 1000, r"block_resolution=1000; expected an integer in \[2, 32\]"),
+        ("voxel_size", float("nan"), r"voxel_size=nan; expected a finite number"),
+        ("trunc_voxel_multiplier", 1e9, r"trunc_voxel_multiplier=1000000000.0; expected in \(0, 64\]"),
+        ("depth_max", "3", r"depth_max='3'; expected a number"),
+    ],
+)
+def test_config_is_validated_on_load(tmp_path, field, value, match):
+    st = SceneState(StateConfig(voxel_size=0.02))
+    st.add_object("cup", np.zeros((5, 3)), np.zeros((5, 3), np.uint8))
+    path = st.save(tmp_path / "s.npz")
+    data = dict(np.load(path))
+    meta = json.loads(str(data["meta"]))
+    meta["config"][field] = value
+    data["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "bad.npz", **data)
+    with pytest.raises(ValueError, match="not a valid egoworld state: " + match):
+        SceneState.load(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match=match):
+        StateConfig(**{field: value})
+
+
+def test_clear_region_matches_a_search_over_every_voxel(fused_state):
+    """The block-key search clears exactly the voxels a search over the whole grid finds."""
+    from scipy.spatial import cKDTree
+
+    pts = np.random.default_rng(0).uniform([-0.1, -0.1, 0.0], [0.2, 0.2, 0.1], size=(300, 3))
+    radius = 0.015
+    st = fused_state.copy()
+    coords, flat = st.grid.voxel_coordinates_and_flattened_indices()  # every voxel of the grid
+    coords, flat = coords.numpy(), flat.numpy()
+    dist, _ = cKDTree(pts).query(coords, k=1, distance_upper_bound=radius)
+    want = flat[np.isfinite(dist)]
+    before = st._attr("weight").reshape(-1).copy()
+    assert st.clear_region(pts, radius) == len(want) > 100
+    after = st._attr("weight").reshape(-1)
+    assert np.isin(np.nonzero(after != before)[0], want).all() and (after[want] == 0).all()
+    assert (st._attr("tsdf").reshape(-1)[want] == 1).all()
+    assert len(fused_state.surface_points()[0]) > len(st.surface_points()[0])  # the original is untouched
+
+
+def test_copy_is_deep_and_exact(fused_state, K, tabletop):
+    from .conftest import camera_ring
+
+    st = fused_state.copy()
+    (ka, va), (kb, vb) = _sorted_blocks(fused_state), _sorted_blocks(st)
+    np.testing.assert_array_equal(ka, kb)
+    for name in va:
+        np.testing.assert_array_equal(va[name], vb[name])
+    n = fused_state.num_blocks
+    pose = camera_ring(3, span_deg=120, height=0.9)[0]
+    rgb, d, _ = tabletop.rgbd(K, pose)
+    st.integrate(rgb, d, K, pose)  # new blocks in the copy only
+    assert st.num_blocks > n and fused_state.num_blocks == n
+    va2 = _sorted_blocks(fused_state)[1]
+    for name in va:
+        np.testing.assert_array_equal(va[name], va2[name])
+
+
+def test_integrate_with_a_wider_truncation(K, tabletop):
+    from .conftest import camera_ring
+
+    pose = camera_ring(1)[0]
+    rgb, d, _ = tabletop.rgbd(K, pose)
+    narrow, wide = SceneState(StateConfig(voxel_size=0.01)), SceneState(StateConfig(voxel_size=0.01))
+    narrow.integrate(rgb, d, K, pose)
+    wide.integrate(rgb, d, K, pose, trunc_voxel_multiplier=8)
+    assert wide.num_blocks > narrow.num_blocks  # the band reaches twice as far from the surface
+    assert abs(len(wide.surface_points()[0]) - len(narrow.surface_points()[0])) < 0.1 * len(
+        narrow.surface_points()[0]
+    )
+    with pytest.raises(ValueError, match="trunc_voxel_multiplier"):
+        narrow.integrate(rgb, d, K, pose, trunc_voxel_multiplier=-1)

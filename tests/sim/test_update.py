@@ -5,7 +5,7 @@ from scipy.spatial.transform import Rotation
 from egoworld.sim.camera import backproject
 from egoworld.sim.render import render_state
 from egoworld.sim.state import SceneState
-from egoworld.sim.update import update_state
+from egoworld.sim.update import _statistical_inliers, hand_object_iou, update_state
 
 from .conftest import BOX, H, Tabletop, W, camera_ring, fuse
 
@@ -93,3 +93,97 @@ def test_failed_update_leaves_saved_state_untouched(setup, tmp_path):
     with pytest.raises(ValueError, match=r"hand keypoints have shape \[8, 20, 3\]"):
         update_state(SceneState.load(path), dict(clip, hand_keypoints=np.zeros((8, 20, 3))), ["box"])
     assert path.read_bytes() == before
+
+
+def _red(video):
+    r, g, b = (video[..., k].astype(int) for k in range(3))
+    return (r > 180) & (g < 120) & (b < 60)  # the box; the table has more blue
+
+
+@pytest.fixture(scope="module")
+def fused_box(K, setup):
+    """The same clip, but the state has the box fused into the static TSDF (no object point set)."""
+    _, clip, end = setup
+    return fuse(Tabletop(box_xy=OLD_XY, box_size=0.1), K, camera_ring(5)), clip, end
+
+
+def test_box_fused_into_static_scene_is_carved_when_moved(fused_box, K):
+    state, clip, end = fused_box
+    assert not state.objects
+    views = clip["poses"][[0, 4, 7]]
+    _, _, ids_old = Tabletop(box_xy=OLD_XY, box_size=0.1).rgbd(K, views[1])
+    _, _, ids_new = Tabletop(box_xy=NEW_XY, box_size=0.1).rgbd(K, views[1])
+    old_only = (ids_old == BOX) & (ids_new != BOX)
+    assert _red(render_state(state, K, views[1], H, W).video[0])[old_only].mean() > 0.8  # the box is there
+
+    new, report = update_state(state, clip, ["box"], return_report=True)
+    assert "box" in new.objects and report.carved["box"] > 0
+    assert np.linalg.norm(new.objects["box"].world_points().mean(0) - end) < 0.015
+    out = render_state(new, K, views, H, W)  # ray cast, the default
+    assert _red(out.video[1])[ids_new == BOX].mean() > 0.8
+    assert _red(out.video[1])[old_only].mean() < 0.05  # no ghost at the old place
+    assert (~out.mask[1][old_only]).mean() > 0.8  # the table seen there was fused back
+    xyz, rgb = new.surface_points()
+    near_old = np.linalg.norm(xyz - [*OLD_XY, 0.05], axis=1) < 0.05
+    assert _red(rgb[near_old][None])[0].sum() == 0  # nothing red left in the static surface
+
+    # without carving a ghost stays (fusing the later frames erases only the part they see through)
+    ghost = update_state(state, clip, ["box"], carve_static=False)
+    assert _red(render_state(ghost, K, views[1], H, W).video[0])[old_only].mean() > 0.25
+    xyz, rgb = ghost.surface_points()
+    assert _red(rgb[np.linalg.norm(xyz - [*OLD_XY, 0.05], axis=1) < 0.05][None])[0].sum() > 20
+
+
+def test_hand_mask_iou_rule(setup):
+    state, clip, _ = setup
+    masks = clip["object_masks"]["box"]
+    far = np.zeros_like(masks)
+    far[:, :8, :8] = True  # a "hand" in the image corner, away from the box in every frame
+    near = np.zeros_like(masks)
+    for t, m in enumerate(masks):  # a hand box overlapping the box's bounding box
+        rows, cols = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+        near[t, rows[0] : rows[-1] + 1, max(cols[0] - 4, 0) : cols[-1] - 4] = True
+        near[t] &= ~m  # disjoint pixels, as a segmenter gives them
+    kp_near = np.broadcast_to(state.objects["box"].world_points().mean(0), (len(masks), 21, 3))
+    _, rep = update_state(
+        state, dict(clip, hand_masks=far, hand_keypoints=kp_near), ["box"], return_report=True
+    )
+    assert "IoU" in rep.skipped["box"]  # the mask rule wins over the keypoint fallback
+    _, rep = update_state(state, dict(clip, hand_masks=near), ["box"], return_report=True)
+    assert "box" in rep.moved
+    _, rep = update_state(state, dict(clip, hand_masks=near), ["box"], hand_iou="mask", return_report=True)
+    assert "box" in rep.skipped  # disjoint pixels: a pixel IoU of 0
+    with pytest.raises(ValueError, match="hand_iou='iou'"):
+        update_state(state, dict(clip, hand_masks=near), ["box"], hand_iou="iou")
+
+
+def test_hand_object_iou_values():
+    a = np.zeros((1, 10, 10), bool)
+    b = np.zeros((1, 10, 10), bool)
+    a[0, 0:4, 0:4] = True  # 16 px box
+    b[0, 2:6, 2:6] = True  # 16 px box, 4 px overlap
+    np.testing.assert_allclose(hand_object_iou(a, b, "box"), [4 / 28])
+    np.testing.assert_allclose(hand_object_iou(a, b, "mask"), [4 / 28])
+    b[0, 2:4, 2:4] = False  # same box, disjoint pixels
+    np.testing.assert_allclose(hand_object_iou(a, b, "box"), [4 / 28])
+    np.testing.assert_allclose(hand_object_iou(a, b, "mask"), [0.0])
+    np.testing.assert_allclose(hand_object_iou(a, np.zeros_like(b)), [0.0])
+
+
+def test_outlier_removal_on_a_voxel_grid_flags_flying_points():
+    rng = np.random.default_rng(0)
+    plane = np.c_[rng.uniform(0, 0.3, (20000, 2)), rng.normal(0, 0.0005, 20000)]
+    flying = np.c_[rng.uniform(0, 0.3, (30, 2)), rng.uniform(0.05, 0.3, 30)]
+    pts = np.concatenate([plane, flying])
+    full = _statistical_inliers(pts, 20, 2.0)
+    grid = _statistical_inliers(pts, 20, 2.0, voxel=0.006)
+    assert grid[:20000].mean() > 0.99 and grid[20000:].mean() < 0.1
+    assert (grid == full).mean() > 0.98  # the same verdicts as the full-resolution test, nearly
+
+
+def test_estimated_depth_truncation(setup):
+    state, clip, _ = setup
+    new, rep = update_state(state, clip, ["box"], trunc_voxel_multiplier=8, return_report=True)
+    assert "box" in rep.moved and new.num_blocks >= state.num_blocks
+    with pytest.raises(ValueError, match="trunc_voxel_multiplier"):
+        update_state(state, clip, ["box"], trunc_voxel_multiplier=0)

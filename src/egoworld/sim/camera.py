@@ -85,15 +85,19 @@ def world_to_camera(points: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
 def project(points_cam: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Perspective projection of camera-frame points ``[..., 3]`` → pixels ``[..., 2]`` and depth ``[...]``.
 
-    Pixel centres are at integer coordinates (OpenCV). Points with z <= 0 get NaN pixels.
+    Pixel centres are at integer coordinates (OpenCV). Points with z <= 0 (behind or on the camera
+    plane) or with non-finite coordinates get NaN pixels; the depth is returned as given.
     """
+    K = validate_intrinsics(K)
     p = np.asarray(points_cam, dtype=np.float64)
+    if p.shape[-1:] != (3,):
+        raise ValueError(f"points have shape {list(p.shape)}; expected [..., 3] (camera frame)")
     z = p[..., 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         u = K[0, 0] * p[..., 0] / z + K[0, 2]
         v = K[1, 1] * p[..., 1] / z + K[1, 2]
     uv = np.stack([u, v], axis=-1)
-    uv[z <= 0] = np.nan
+    uv[~(z > 0) | ~np.all(np.isfinite(uv), axis=-1)] = np.nan
     return uv, z
 
 

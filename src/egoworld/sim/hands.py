@@ -5,8 +5,13 @@ ring 13–16; pinky 17–20 (base → tip). Bones are drawn in the standard Open
 (edge ``i`` of the 20 bones gets hue ``i / 20`` at full saturation and value), joints as blue dots.
 3D keypoints are projected with K and the camera pose; bone width and joint radius are physical
 sizes (metres) divided by depth, so nearer parts are drawn thicker (foreshortening), and bones
-are painted far to near. Robots use the thumb + index chains only (:func:`gripper_to_hand_keypoints`),
-with the gripper opening shown by the fingertip gap and a bar whose brightness is the opening.
+are painted far to near. Robots use the thumb + index chains only, with the gripper opening shown
+by the fingertip gap and a bar whose brightness is the opening. A gripper is given either by its
+three keypoints (wrist, thumb-side tip, index-side tip; :func:`gripper_keypoints_to_hand_keypoints`,
+:func:`draw_gripper_keypoint_skeletons`), which fixes the drawn tips on the real ones, or by a pose
+and an opening (:func:`gripper_to_hand_keypoints`, :func:`draw_gripper_skeletons`), whose default
+geometry (tips ``GRIPPER_PALM_LENGTH + GRIPPER_FINGER_LENGTH`` = 0.115 m from the flange) is
+the synthetic worlds' gripper (``egoworld.worlds.hands``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from egoworld.sim.camera import validate_intrinsics, validate_poses, world_to_camera
+from egoworld.sim.camera import project, validate_intrinsics, validate_poses, world_to_camera
 
 NUM_KEYPOINTS = 21
 HAND_EDGES: tuple[tuple[int, int], ...] = tuple(
@@ -28,6 +33,9 @@ HAND_BONE_COLORS: np.ndarray = np.array(
 )  # [20, 3] RGB
 JOINT_COLOR = (0, 0, 255)  # RGB
 THUMB_INDEX = tuple(range(0, 9))  # wrist, thumb 1–4, index 5–8
+GRIPPER_PALM_LENGTH = 0.04  # metres from the flange (wrist) to where the drawn fingers start
+GRIPPER_FINGER_LENGTH = 0.075  # tips 0.115 m from the flange, as the synthetic worlds' gripper
+GRIPPER_KEYPOINTS = 3  # wrist, thumb-side tip, index-side tip (the worlds' gripper skeleton)
 
 
 def _as_hands(keypoints: np.ndarray) -> np.ndarray:
@@ -50,7 +58,7 @@ def project_keypoints(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Perspective projection: pixels ``[..., 2]`` (OpenCV, pixel centres at integers) and depth ``[...]``.
 
-    Points behind the camera (z <= 0) or NaN get NaN pixels.
+    Points behind the camera (z <= 0) or NaN get NaN pixels (:func:`egoworld.sim.camera.project`).
     """
     K = validate_intrinsics(K)
     kp = np.asarray(keypoints, dtype=np.float64)
@@ -58,10 +66,7 @@ def project_keypoints(
     p = kp.reshape(-1, 3)
     if cam_to_world is not None:
         p = world_to_camera(p, validate_poses(cam_to_world))
-    z = p[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uv = np.stack([K[0, 0] * p[:, 0] / z + K[0, 2], K[1, 1] * p[:, 1] / z + K[1, 2]], axis=-1)
-    uv[~(z > 0)] = np.nan
+    uv, z = project(p, K)
     return uv.reshape(*shape, 2), z.reshape(shape)
 
 
@@ -165,13 +170,16 @@ def gripper_to_hand_keypoints(
     ee_pose: np.ndarray,  # [T, 4, 4] gripper-to-world (z forward along the fingers, y across the jaws)
     opening: np.ndarray,  # [T] metres between the fingertips
     *,
-    finger_length: float = 0.05,
-    palm_length: float = 0.04,
+    finger_length: float = GRIPPER_FINGER_LENGTH,
+    palm_length: float = GRIPPER_PALM_LENGTH,
 ) -> np.ndarray:
     """A parallel gripper as a thumb + index skeleton in the 21-keypoint layout ``[T, 21, 3]``.
 
-    Wrist = the flange (``ee_pose`` origin); the thumb (1–4) and index (5–8) chains run from the
-    palm along +z, ``opening / 2`` either side of the gripper's y axis; middle, ring and pinky are NaN.
+    Wrist = the flange (``ee_pose`` origin); the thumb (1–4) and index (5–8) chains run from
+    ``palm_length`` to ``palm_length + finger_length`` along +z, ``opening / 2`` either side of
+    the z axis (thumb at −y, index at +y); middle, ring and pinky are NaN. The defaults put the
+    tips 0.115 m from the flange, where the synthetic worlds' gripper has them; for another
+    gripper pass its lengths, or give its keypoints to :func:`gripper_keypoints_to_hand_keypoints`.
     """
     poses = validate_poses(ee_pose)
     if poses.ndim == 2:
@@ -181,6 +189,10 @@ def gripper_to_hand_keypoints(
         raise ValueError(f"gripper opening has shape {list(opening.shape)}; expected [{len(poses)}]")
     if np.any(opening < 0):
         raise ValueError(f"gripper opening has negative values (min {opening.min():.4f}); expected >= 0 m")
+    if not (finger_length > 0 and palm_length >= 0):
+        raise ValueError(
+            f"finger_length={finger_length}, palm_length={palm_length}; expected > 0 and >= 0 metres"
+        )
     T = len(poses)
     local = np.full((T, NUM_KEYPOINTS, 3), np.nan)
     local[:, 0] = 0.0
@@ -194,40 +206,74 @@ def gripper_to_hand_keypoints(
     return np.einsum("tij,tkj->tki", R, local) + t[:, None]
 
 
-def draw_gripper_skeletons(
-    ee_pose: np.ndarray,  # [T, 4, 4] or [T, A, 4, 4]
-    opening: np.ndarray,  # [T] or [T, A] metres
-    K: np.ndarray,  # [3, 3]
-    cam_to_world: np.ndarray | None,  # [T, 4, 4], [4, 4] or None
+def _as_grippers(keypoints: np.ndarray) -> np.ndarray:
+    """Validate gripper keypoints and return them as ``[T, A, 3, 3]`` float64."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    if kp.ndim == 3 and kp.shape[1:] == (GRIPPER_KEYPOINTS, 3):
+        return kp[:, None]
+    if kp.ndim == 4 and kp.shape[2:] == (GRIPPER_KEYPOINTS, 3) and kp.shape[1] in (1, 2):
+        return kp
+    raise ValueError(
+        f"gripper keypoints have shape {list(kp.shape)}; expected [T, 3, 3] (wrist, thumb-side tip, "
+        f"index-side tip) or [T, 2, 3, 3] (two grippers)"
+    )
+
+
+def gripper_keypoints_to_hand_keypoints(
+    keypoints: np.ndarray,  # [T, 3, 3] or [T, A, 3, 3]: wrist, thumb-side tip, index-side tip
+    *,
+    palm_length: float = GRIPPER_PALM_LENGTH,
+) -> np.ndarray:
+    """A gripper's 3 keypoints as thumb + index chains of the 21-keypoint layout (``[T, (A,) 21, 3]``).
+
+    The geometry comes from the keypoints: the fingers point from the wrist to the tips' midpoint,
+    their length is ``|mid_tips − wrist| − palm_length``, and each chain ends exactly on its tip
+    (thumb chain 1–4 on the thumb-side tip, index chain 5–8 on the index-side tip), so the drawn
+    tips land on the gripper's jaws whatever its size. NaN keypoints give NaN chains.
+    """
+    kp = _as_grippers(keypoints)  # [T, A, 3, 3]
+    single = np.asarray(keypoints).ndim == 3
+    if not palm_length >= 0:
+        raise ValueError(f"palm_length={palm_length}; expected >= 0 metres")
+    wrist, thumb, index = kp[:, :, 0], kp[:, :, 1], kp[:, :, 2]
+    d = (thumb + index) / 2 - wrist
+    reach = np.linalg.norm(d, axis=-1)  # [T, A]
+    finger = reach - palm_length
+    bad = np.isfinite(finger) & ~(finger > 0)
+    if bad.any():
+        t, a = map(int, np.argwhere(bad)[0])
+        raise ValueError(
+            f"gripper {a} of frame {t}: tips' midpoint is {reach[t, a]:.4f} m from the wrist; "
+            f"expected more than palm_length={palm_length} m"
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        axis = d / reach[..., None]
+    out = np.full((*kp.shape[:2], NUM_KEYPOINTS, 3), np.nan)
+    out[:, :, 0] = wrist
+    behind = 1.0 - np.array([0.0, 1 / 3, 2 / 3, 1.0])  # share of the finger between joint k and the tip
+    finger_vec = (finger[..., None] * axis)[:, :, None]  # [T, A, 1, 3]
+    for base, tip in ((1, thumb), (5, index)):
+        out[:, :, base : base + 4] = tip[:, :, None] - behind[:, None] * finger_vec
+    return out[:, 0] if single else out
+
+
+def _draw_grippers(
+    hands: np.ndarray,  # [T, A, 21, 3]
+    opening: np.ndarray,  # [T, A]
+    K: np.ndarray,
+    cam_to_world: np.ndarray | None,
     height: int,
     width: int,
     *,
-    max_opening: float = 0.08,
-    finger_length: float = 0.05,
-    bone_radius: float = 0.005,
-    joint_radius: float = 0.006,
-    max_px: int = 64,
-    background: np.ndarray | None = None,
+    max_opening: float,
+    bone_radius: float,
+    joint_radius: float,
+    max_px: int,
+    background: np.ndarray | None,
 ) -> np.ndarray:
-    """Thumb + index skeletons of one or two grippers ``[T, H, W, 3]`` uint8, with an opening bar.
-
-    The bar joins the two fingertips; its grey level is ``opening / max_opening`` (white = fully open).
-    """
-    ee = np.asarray(ee_pose, dtype=np.float64)
-    op = np.asarray(opening, dtype=np.float64)
-    if ee.ndim == 3:
-        ee, op = ee[:, None], op.reshape(-1, 1)
-    if ee.ndim != 4 or ee.shape[2:] != (4, 4) or op.shape != ee.shape[:2]:
-        raise ValueError(
-            f"gripper poses {list(ee.shape)} / opening {list(op.shape)}; expected [T, 4, 4] / [T] "
-            f"or [T, A, 4, 4] / [T, A]"
-        )
-    T, A = ee.shape[:2]
-    hands = np.stack(
-        [gripper_to_hand_keypoints(ee[:, a], op[:, a], finger_length=finger_length) for a in range(A)], 1
-    )  # [T, A, 21, 3]
+    T, A = hands.shape[:2]
     edges = [(i, j, tuple(HAND_BONE_COLORS[e])) for e, (i, j) in enumerate(HAND_EDGES[:8])]
-    level = np.clip(op / max_opening, 0.0, 1.0)
+    level = np.clip(opening / max_opening, 0.0, 1.0)
     fx = float(validate_intrinsics(K)[0, 0])
 
     def bar(canvas, t, uv, z):
@@ -258,4 +304,98 @@ def draw_gripper_skeletons(
         background,
         T,
         extra=bar,
+    )
+
+
+def draw_gripper_skeletons(
+    ee_pose: np.ndarray,  # [T, 4, 4] or [T, A, 4, 4]
+    opening: np.ndarray,  # [T] or [T, A] metres
+    K: np.ndarray,  # [3, 3]
+    cam_to_world: np.ndarray | None,  # [T, 4, 4], [4, 4] or None
+    height: int,
+    width: int,
+    *,
+    max_opening: float = 0.08,
+    finger_length: float = GRIPPER_FINGER_LENGTH,
+    palm_length: float = GRIPPER_PALM_LENGTH,
+    bone_radius: float = 0.005,
+    joint_radius: float = 0.006,
+    max_px: int = 64,
+    background: np.ndarray | None = None,
+) -> np.ndarray:
+    """Thumb + index skeletons of one or two grippers ``[T, H, W, 3]`` uint8, with an opening bar.
+
+    The gripper is a pose (z along the fingers, y across the jaws) and an opening, drawn with the
+    given finger/palm lengths (default: the synthetic worlds' gripper). The bar joins the two
+    fingertips; its grey level is ``opening / max_opening`` (white = fully open). To draw a
+    gripper from its keypoints, with the tips on them, use :func:`draw_gripper_keypoint_skeletons`.
+    """
+    ee = np.asarray(ee_pose, dtype=np.float64)
+    op = np.asarray(opening, dtype=np.float64)
+    if ee.ndim == 3:
+        ee, op = ee[:, None], op.reshape(-1, 1)
+    if ee.ndim != 4 or ee.shape[2:] != (4, 4) or op.shape != ee.shape[:2]:
+        raise ValueError(
+            f"gripper poses {list(ee.shape)} / opening {list(op.shape)}; expected [T, 4, 4] / [T] "
+            f"or [T, A, 4, 4] / [T, A]"
+        )
+    hands = np.stack(
+        [
+            gripper_to_hand_keypoints(
+                ee[:, a], op[:, a], finger_length=finger_length, palm_length=palm_length
+            )
+            for a in range(ee.shape[1])
+        ],
+        1,
+    )  # [T, A, 21, 3]
+    return _draw_grippers(
+        hands,
+        op,
+        K,
+        cam_to_world,
+        height,
+        width,
+        max_opening=max_opening,
+        bone_radius=bone_radius,
+        joint_radius=joint_radius,
+        max_px=max_px,
+        background=background,
+    )
+
+
+def draw_gripper_keypoint_skeletons(
+    keypoints: np.ndarray,  # [T, 3, 3] or [T, A, 3, 3]: wrist, thumb-side tip, index-side tip (world)
+    K: np.ndarray,  # [3, 3]
+    cam_to_world: np.ndarray | None,  # [T, 4, 4], [4, 4] or None
+    height: int,
+    width: int,
+    *,
+    max_opening: float = 0.08,
+    palm_length: float = GRIPPER_PALM_LENGTH,
+    bone_radius: float = 0.005,
+    joint_radius: float = 0.006,
+    max_px: int = 64,
+    background: np.ndarray | None = None,
+) -> np.ndarray:
+    """Gripper skeletons ``[T, H, W, 3]`` uint8 drawn from the grippers' own keypoints.
+
+    The keypoints are the ones the synthetic worlds export for a gripper (``keypoints_3d.npy``
+    ``[T, 3, 3]``); the chains come from :func:`gripper_keypoints_to_hand_keypoints` (tips on the
+    given tips), the opening is the tip distance, drawn as in :func:`draw_gripper_skeletons`.
+    """
+    kp = _as_grippers(keypoints)
+    hands = gripper_keypoints_to_hand_keypoints(kp, palm_length=palm_length)  # [T, A, 21, 3]
+    opening = np.linalg.norm(kp[:, :, 1] - kp[:, :, 2], axis=-1)  # [T, A]
+    return _draw_grippers(
+        hands,
+        opening,
+        K,
+        cam_to_world,
+        height,
+        width,
+        max_opening=max_opening,
+        bone_radius=bone_radius,
+        joint_radius=joint_radius,
+        max_px=max_px,
+        background=background,
     )

@@ -45,17 +45,31 @@ def _o3d():
     return o3d, o3c
 
 
+MAX_BLOCK_RESOLUTION = 32
+MAX_INITIAL_GRID_BYTES = 8 * 2**30  # the grid grows on demand; this only bounds the up-front allocation
+_BYTES_PER_VOXEL = 4 * (1 + 1 + 3)  # float32 tsdf, weight, rgb
+ESTIMATED_DEPTH_TRUNC_MULTIPLIER = 8.0  # truncation (voxels) recommended for fusing estimated depth
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
 @dataclass
 class StateConfig:
     """TSDF settings of a :class:`SceneState`.
 
     Args:
         voxel_size: edge of one voxel in metres (the paper: 0.003).
-        trunc_voxel_multiplier: truncation distance in voxels (truncation = this × voxel_size).
+        trunc_voxel_multiplier: truncation distance in voxels (truncation = this × voxel_size). 4 (12 mm
+            at 3 mm voxels) suits ground-truth / sensor depth; fuse estimated (monocular) depth with
+            ``ESTIMATED_DEPTH_TRUNC_MULTIPLIER`` (8) through ``integrate(..., trunc_voxel_multiplier=8)``
+            or ``update_state(..., trunc_voxel_multiplier=8)`` (see docs/egosim.md).
         depth_max: depth beyond which measurements are ignored, metres (the paper: 3.0).
         depth_min: depth below which measurements are ignored, metres.
-        block_resolution: voxels per block edge.
-        block_count: initial hash-map capacity in blocks (it grows when needed).
+        block_resolution: voxels per block edge, an integer in [2, 32].
+        block_count: initial hash-map capacity in blocks (it grows when needed); an integer >= 1 whose
+            grid (block_count × block_resolution³ voxels × 20 bytes) fits in 8 GiB.
         weight_threshold: minimum fused weight for a voxel to count as observed surface.
     """
 
@@ -68,12 +82,36 @@ class StateConfig:
     weight_threshold: float = 0.5
 
     def __post_init__(self) -> None:
+        # these values may come from an untrusted file (SceneState.load): check them before Open3D sees them
+        for name in ("voxel_size", "trunc_voxel_multiplier", "depth_max", "depth_min", "weight_threshold"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool):
+                raise ValueError(f"{name}={v!r}; expected a number")
+            if not np.isfinite(v):
+                raise ValueError(f"{name}={v!r}; expected a finite number")
         if not self.voxel_size > 0:
             raise ValueError(f"voxel_size={self.voxel_size}; expected > 0 (metres)")
         if not self.depth_max > self.depth_min >= 0:
             raise ValueError(f"depth range [{self.depth_min}, {self.depth_max}]; expected 0 <= min < max")
-        if not self.trunc_voxel_multiplier > 0:
-            raise ValueError(f"trunc_voxel_multiplier={self.trunc_voxel_multiplier}; expected > 0")
+        if not 0 < self.trunc_voxel_multiplier <= 64:
+            raise ValueError(
+                f"trunc_voxel_multiplier={self.trunc_voxel_multiplier}; expected in (0, 64] voxels"
+            )
+        if not self.weight_threshold >= 0:
+            raise ValueError(f"weight_threshold={self.weight_threshold}; expected >= 0")
+        r, n = self.block_resolution, self.block_count
+        if not _is_int(r) or not 2 <= r <= MAX_BLOCK_RESOLUTION:
+            raise ValueError(f"block_resolution={r!r}; expected an integer in [2, {MAX_BLOCK_RESOLUTION}]")
+        if not _is_int(n) or n < 1:
+            raise ValueError(f"block_count={n!r}; expected an integer >= 1")
+        nbytes = int(n) * int(r) ** 3 * _BYTES_PER_VOXEL
+        if nbytes > MAX_INITIAL_GRID_BYTES:
+            raise ValueError(
+                f"block_count={n} at block_resolution={r} would allocate {nbytes / 2**30:.3g} GiB up front; "
+                f"expected <= {MAX_INITIAL_GRID_BYTES / 2**30:.0f} GiB, i.e. block_count <= "
+                f"{MAX_INITIAL_GRID_BYTES // (int(r) ** 3 * _BYTES_PER_VOXEL)} (the grid grows when needed)"
+            )
+        self.block_resolution, self.block_count = int(r), int(n)
 
     @property
     def truncation(self) -> float:
@@ -152,6 +190,24 @@ class SceneState:
         hm = self._grid.hashmap()
         return hm.key_tensor()[hm.active_buf_indices().to(o3c.int64)]
 
+    def _active(self) -> tuple[np.ndarray, np.ndarray]:
+        """Active block keys ``[B, 3]`` int32 and their buffer indices ``[B]`` int64 (numpy)."""
+        _, o3c = _o3d()
+        hm = self._grid.hashmap()
+        buf = hm.active_buf_indices().to(o3c.int64).numpy()
+        return hm.key_tensor().numpy()[buf].astype(np.int32), buf
+
+    def _attr(self, name: str) -> np.ndarray:
+        """Zero-copy numpy view ``[capacity, r, r, r, C]`` of a grid attribute (the grid lives on the CPU).
+
+        Open3D's own advanced indexing of these tensors is single-threaded and slow (seconds per
+        10⁴ blocks), so reads and writes of voxel values go through numpy.
+        """
+        view = self._grid.attribute(name).numpy()
+        if not view.flags["C_CONTIGUOUS"]:  # pragma: no cover - Open3D buffers are contiguous
+            raise RuntimeError(f"grid attribute {name!r} is not a contiguous CPU buffer")
+        return view
+
     def _invalidate(self) -> None:
         self._surface_cache = None
 
@@ -163,8 +219,16 @@ class SceneState:
         K: np.ndarray,  # [3, 3]
         cam_to_world: np.ndarray,  # [4, 4]
         ignore_mask: np.ndarray | None = None,  # [H, W] bool, True = do not fuse
+        *,
+        trunc_voxel_multiplier: float | None = None,
     ) -> None:
-        """Fuse one RGB-D frame into the static TSDF (pixels in `ignore_mask` are skipped)."""
+        """Fuse one RGB-D frame into the static TSDF (pixels in `ignore_mask` are skipped).
+
+        `trunc_voxel_multiplier` overrides the config's truncation (in voxels) for this frame, e.g.
+        ``ESTIMATED_DEPTH_TRUNC_MULTIPLIER`` (8) for estimated depth. Ray casting with the config's
+        (smaller) value stays correct: Open3D steps ``tsdf × truncation`` along the ray, so a smaller
+        ray-cast truncation only takes shorter steps.
+        """
         o3d, o3c = _o3d()
         rgb = np.asarray(rgb)
         depth = np.asarray(depth, dtype=np.float32)
@@ -182,18 +246,19 @@ class SceneState:
                 raise ValueError(f"ignore_mask has shape {list(ignore_mask.shape)}; expected [{H}, {W}]")
             depth = np.where(ignore_mask, 0.0, depth).astype(np.float32)
         depth[depth < self.config.depth_min] = 0.0
+        c = self.config
+        trunc = c.trunc_voxel_multiplier if trunc_voxel_multiplier is None else float(trunc_voxel_multiplier)
+        if not (np.isfinite(trunc) and 0 < trunc <= 64):
+            raise ValueError(f"trunc_voxel_multiplier={trunc_voxel_multiplier!r}; expected in (0, 64] voxels")
         if not np.any(depth > 0):
             return
         color = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float32)
-        c = self.config
         d_img = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(depth)))
         c_img = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(color)))
         Kt = o3c.Tensor(K)
         ext = o3c.Tensor(invert_pose(pose))  # Open3D wants world-to-camera
-        blocks = self._grid.compute_unique_block_coordinates(
-            d_img, Kt, ext, 1.0, c.depth_max, c.trunc_voxel_multiplier
-        )
-        self._grid.integrate(blocks, d_img, c_img, Kt, Kt, ext, 1.0, c.depth_max, c.trunc_voxel_multiplier)
+        blocks = self._grid.compute_unique_block_coordinates(d_img, Kt, ext, 1.0, c.depth_max, trunc)
+        self._grid.integrate(blocks, d_img, c_img, Kt, Kt, ext, 1.0, c.depth_max, trunc)
         self._invalidate()
 
     def integrate_frames(
@@ -203,43 +268,65 @@ class SceneState:
         K: np.ndarray,  # [3, 3]
         cam_to_world: np.ndarray,  # [T, 4, 4]
         ignore_mask: np.ndarray | None = None,  # [T, H, W] bool
+        *,
+        trunc_voxel_multiplier: float | None = None,
     ) -> None:
-        """Fuse a sequence of RGB-D frames."""
+        """Fuse a sequence of RGB-D frames (`trunc_voxel_multiplier` as in :meth:`integrate`)."""
         poses = validate_poses(cam_to_world)
         if len(poses) != len(rgb) or len(depth) != len(rgb):
             raise ValueError(
                 f"got {len(rgb)} rgb, {len(depth)} depth and {len(poses)} poses; expected the same T"
             )
         for i in range(len(rgb)):
-            self.integrate(rgb[i], depth[i], K, poses[i], None if ignore_mask is None else ignore_mask[i])
+            self.integrate(
+                rgb[i],
+                depth[i],
+                K,
+                poses[i],
+                None if ignore_mask is None else ignore_mask[i],
+                trunc_voxel_multiplier=trunc_voxel_multiplier,
+            )
 
     def clear_region(self, points_world: np.ndarray, radius: float) -> int:
         """Forget the TSDF within `radius` metres of `points_world` ``[N, 3]``; return voxels cleared.
 
         Used to remove an object that had been fused into the static scene from its old place.
+        Cleared voxels get weight 0 (unobserved). Only the active blocks whose integer keys fall in
+        the points' bounding box (grown by `radius`) are expanded to voxel coordinates, so the cost
+        follows the region, not the grid (a room at 3 mm holds tens of millions of voxels).
         """
         from scipy.spatial import cKDTree
 
-        _, o3c = _o3d()
         pts = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)
+        pts = pts[np.all(np.isfinite(pts), axis=1)]
+        if not (np.isfinite(radius) and radius >= 0):
+            raise ValueError(f"radius={radius!r}; expected a finite distance >= 0 (metres)")
         if self.num_blocks == 0 or len(pts) == 0:
             return 0
-        coords, flat = self._grid.voxel_coordinates_and_flattened_indices()
-        coords = coords.numpy()
+        c = self.config
+        r, vs = c.block_resolution, c.voxel_size
         lo, hi = pts.min(0) - radius, pts.max(0) + radius
-        box = np.all((coords >= lo) & (coords <= hi), axis=1)
-        if not box.any():
+        keys, buf = self._active()
+        # block k holds voxels (k·r + i)·voxel_size, i in [0, r)³ (Open3D's layout, x fastest)
+        kmin, kmax = np.floor(lo / (vs * r)).astype(np.int64), np.floor(hi / (vs * r)).astype(np.int64)
+        sel = np.all((keys >= kmin) & (keys <= kmax), axis=1)
+        if not sel.any():
             return 0
-        cand = np.nonzero(box)[0]
-        dist, _ = cKDTree(pts).query(coords[cand], k=1, distance_upper_bound=radius)
-        hit = cand[np.isfinite(dist)]
+        keys, buf = keys[sel].astype(np.int64), buf[sel]
+        i = np.arange(r)
+        local = np.stack(np.meshgrid(i, i, i, indexing="ij")[::-1], -1).reshape(-1, 3)  # [r³, 3] (x, y, z)
+        coords = ((keys[:, None, :] * r + local[None]) * vs).reshape(-1, 3)  # [n·r³, 3]
+        flat = (buf[:, None] * r**3 + np.arange(r**3)[None]).reshape(-1)
+        box = np.all((coords >= lo) & (coords <= hi), axis=1)
+        coords, flat = coords[box], flat[box]
+        if len(flat) == 0:
+            return 0
+        dist, _ = cKDTree(pts).query(coords, k=1, distance_upper_bound=radius)
+        hit = flat[np.isfinite(dist)]
         if len(hit) == 0:
             return 0
-        idx = o3c.Tensor(flat.numpy()[hit].astype(np.int64))
-        weight = self._grid.attribute("weight").reshape((-1, 1))
-        tsdf = self._grid.attribute("tsdf").reshape((-1, 1))
-        weight[idx] = o3c.Tensor(np.zeros((len(hit), 1), np.float32))
-        tsdf[idx] = o3c.Tensor(np.ones((len(hit), 1), np.float32))
+        self._attr("weight").reshape(-1)[hit] = 0.0
+        self._attr("tsdf").reshape(-1)[hit] = 1.0
         self._invalidate()
         return len(hit)
 
@@ -300,32 +387,48 @@ class SceneState:
         return np.concatenate(parts_x, 0), np.concatenate(parts_c, 0)
 
     def copy(self) -> SceneState:
-        """A deep copy (grid and objects)."""
-        new = SceneState(dataclasses.replace(self.config))
-        new._load_blocks(*self._dump_blocks())
+        """A deep copy (grid and objects).
+
+        The active blocks are copied buffer to buffer through numpy views (no round trip through
+        the file layout, no Open3D advanced indexing) into a grid with room for twice as many blocks
+        (at most the original's capacity; it grows when needed), so a copy does not pay for zeroing
+        an oversized initial ``block_count``.
+        """
+        new = SceneState.__new__(SceneState)
+        new.config = dataclasses.replace(self.config)
         new.objects = copy.deepcopy(self.objects)
+        new._surface_cache = self._surface_cache  # arrays are never modified in place; cleared on change
+        keys, buf = self._active()
+        new._grid = new._new_grid(min(int(self._grid.hashmap().capacity()), max(2 * len(keys), 16)))
+        if len(keys):
+            nbuf = new._activate(keys)
+            for a in _ATTRS:
+                src, dst = self._attr(a), new._attr(a)
+                if np.array_equal(nbuf, np.arange(len(nbuf))):  # a fresh hash map hands out 0..B-1
+                    np.take(src, buf, axis=0, out=dst[: len(nbuf)])
+                else:  # pragma: no cover - depends on Open3D's buffer allocation
+                    dst[nbuf] = src[buf]
         return new
 
     # --------------------------------------------------------- persistence
-    def _dump_blocks(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _activate(self, keys: np.ndarray) -> np.ndarray:
+        """Activate block `keys` ``[B, 3]`` in the (empty) grid; return their buffer indices ``[B]``."""
         _, o3c = _o3d()
-        hm = self._grid.hashmap()
-        idx = hm.active_buf_indices().to(o3c.int64)
-        keys = hm.key_tensor()[idx].numpy().astype(np.int32)
-        vals = {a: self._grid.attribute(a)[idx].numpy().astype(np.float32) for a in _ATTRS}
-        return keys, vals
+        buf, ok = self._grid.hashmap().activate(o3c.Tensor(np.ascontiguousarray(keys, dtype=np.int32)))
+        if not bool(ok.numpy().all()):
+            raise ValueError("state has duplicate voxel block keys; the file is corrupt")
+        return buf.to(o3c.int64).numpy()
+
+    def _dump_blocks(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        keys, buf = self._active()
+        return keys, {a: self._attr(a)[buf] for a in _ATTRS}
 
     def _load_blocks(self, keys: np.ndarray, vals: dict[str, np.ndarray]) -> None:
-        _, o3c = _o3d()
         self._grid = self._new_grid(max(self.config.block_count, 2 * len(keys)))
         if len(keys):
-            buf, ok = self._grid.hashmap().activate(o3c.Tensor(np.ascontiguousarray(keys, dtype=np.int32)))
-            if not bool(ok.numpy().all()):
-                raise ValueError("state has duplicate voxel block keys; the file is corrupt")
-            buf = buf.to(o3c.int64)
+            buf = self._activate(keys)
             for a in _ATTRS:
-                target = self._grid.attribute(a)
-                target[buf] = o3c.Tensor(np.ascontiguousarray(vals[a], dtype=np.float32))
+                self._attr(a)[buf] = np.asarray(vals[a], dtype=np.float32)
         self._invalidate()
 
     def save(self, path: str | os.PathLike) -> Path:
