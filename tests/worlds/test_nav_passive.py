@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pickle
+import logging
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import mujoco  # MUJOCO_GL is set by tests/worlds/conftest.py
+import numpy as np
+import pytest
+from PIL import Image
 
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from egoworld.cli import main  # noqa: E402
-from egoworld.worlds import nav, passive, scene  # noqa: E402
-from egoworld.worlds.render import FrameRenderer, project  # noqa: E402
+from egoworld.actions.spaces import nav_deltas
+from egoworld.cli import main
+from egoworld.data.safe_pickle import safe_load
+from egoworld.worlds import nav, passive, scene
+from egoworld.worlds.geometry import quat_to_mat, rigid_inverse, yaw_quat
+from egoworld.worlds.render import FrameRenderer, project
 
 
 def _digest(arr: np.ndarray) -> str:
@@ -43,7 +44,7 @@ def test_known_box_has_its_depth_and_id():
     model = b.build((-1, 1, -1, 1)).compile()
     data = mujoco.MjData(model)
     data.mocap_pos[0] = (0, 0, 1.2)
-    data.mocap_quat[0] = nav.yaw_quat(0.0)
+    data.mocap_quat[0] = yaw_quat(0.0)
     mujoco.mj_forward(model, data)
     with FrameRenderer(model, 48, 48, "ego") as cam:
         frame, pose, K = cam.render(data), cam.pose(data), cam.K
@@ -62,12 +63,21 @@ def test_known_box_has_its_depth_and_id():
     np.testing.assert_allclose(pose[:3, 1], (0, 0, -1), atol=1e-9)
 
 
-def _nav_deltas(position, yaw, spacing):
-    try:
-        from egoworld.actions.spaces import nav_deltas
-    except ImportError:  # the reader's module may not exist yet: same formula, written out here
-        nav_deltas = nav.nav_deltas
-    return np.asarray(nav_deltas(position, yaw, spacing))
+def test_episode_rng_separates_anagram_tasks():
+    a, b = nav.episode_rng(0, 0, "nav"), nav.episode_rng(0, 0, "anv")  # equal sums of ord()
+    assert a.integers(2**62) != b.integers(2**62)
+    assert nav.episode_rng(0, 0, "nav").integers(2**62) == nav.episode_rng(0, 0, "nav").integers(2**62)
+
+
+def test_rigid_inverse_and_projection_of_points_behind():
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=4)
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = quat_to_mat(q), rng.normal(size=3)
+    np.testing.assert_allclose(rigid_inverse(T) @ T, np.eye(4), atol=1e-12)
+    K = np.array([[10.0, 0, 7.5], [0, 10.0, 7.5], [0, 0, 1]])
+    uvz = project(np.array([[0.0, 0.0, 2.0], [0.0, 0.0, -2.0]]), K, np.eye(4))
+    np.testing.assert_allclose(uvz[:, 2], (2.0, -2.0))  # depth keeps its sign behind the camera
 
 
 @pytest.mark.parametrize("trajectory", ["random", "square"])
@@ -79,18 +89,28 @@ def test_written_poses_give_commanded_actions(tmp_path, trajectory):
     spacing = meta["metric_waypoint_spacing"]
     for i in range(2):
         folder = out / nav.episode_name(i)
-        with open(folder / "traj_data.pkl", "rb") as f:
-            traj = pickle.load(f)
+        traj = safe_load(folder / "traj_data.pkl")  # the project's restricted unpickler
         assert type(traj) is dict and set(traj) == {"position", "yaw"}
         assert traj["position"].shape == (40, 2) and traj["yaw"].shape == (40,)
         assert traj["position"].dtype == np.float64
         _, _, planned = nav.plan_episode(5, i, 40, 16, trajectory=trajectory)
-        commanded = nav.commanded_actions(planned, spacing)
-        np.testing.assert_allclose(_nav_deltas(traj["position"], traj["yaw"], spacing), commanded, atol=1e-5)
+        commanded = nav.commanded_actions(planned, spacing)  # [T, 3], row 0 = 0 (clip convention)
+        assert commanded.shape == (40, 3) and not commanded[0].any()
+        # the reader's formula (egoworld.actions.spaces, not the writer's) recovers the commanded steps
+        np.testing.assert_allclose(
+            nav_deltas(traj["position"], traj["yaw"], spacing), commanded[1:], atol=1e-5
+        )
         assert np.abs(commanded).max() > 0.1
+        saved = np.load(folder / "gt/actions.npy")
+        assert saved.shape == (40, 3) and saved.dtype == np.float32
+        np.testing.assert_allclose(saved, commanded, atol=1e-6)
         assert sorted(p.name for p in folder.glob("*.jpg")) == sorted(f"{t}.jpg" for t in range(40))
         depth, inst = np.load(folder / "gt/depth.npy"), np.load(folder / "gt/instances.npy")
         assert depth.shape == inst.shape == (40, 16, 16) and depth.dtype == np.float32
+        lossless = np.load(folder / "gt/rgb.npy")
+        assert lossless.shape == (40, 16, 16, 3) and lossless.dtype == np.uint8
+        jpg = np.asarray(Image.open(folder / "7.jpg"))
+        assert np.abs(jpg.astype(int) - lossless[7]).mean() < 12  # the JPEG is a lossy copy of it
         cams = json.loads((folder / "gt/cameras.json").read_text())
         assert np.asarray(cams["cam_to_world"]).shape == (40, 4, 4) and np.asarray(cams["K"]).shape == (3, 3)
         np.testing.assert_allclose(np.asarray(cams["cam_to_world"])[:, :2, 3], traj["position"], atol=1e-9)
@@ -99,6 +119,18 @@ def test_written_poses_give_commanded_actions(tmp_path, trajectory):
     train = (out / "data_splits/egoworld_nav/train/traj_names.txt").read_text().split()
     test = (out / "data_splits/egoworld_nav/test/traj_names.txt").read_text().split()
     assert train == ["traj_00000"] and test == ["traj_00001"]
+
+
+def test_one_episode_warns_that_train_is_test(tmp_path, caplog):
+    out = tmp_path / "nav"
+    args = ["worlds", "generate", "--task", "nav", "--out", str(out), "--episodes", "1", "--frames", "2"]
+    with caplog.at_level(logging.WARNING, logger="egoworld.worlds.nav"):
+        assert main([*args, "--size", "16", "--no-progress"]) == 0
+    assert any("not held out" in r.getMessage() for r in caplog.records)
+    for split in ("train", "test"):
+        assert (out / f"data_splits/egoworld_nav/{split}/traj_names.txt").read_text().split() == [
+            "traj_00000"
+        ]
 
 
 def test_parallel_equals_serial_and_rerun_is_noop(tmp_path, capsys):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from egoworld.cli import main
 from egoworld.worlds import hands, tabletop
+from egoworld.worlds.geometry import quat_angle, quat_to_mat
 
 
 @pytest.mark.parametrize("effector", ["hand", "gripper"])
@@ -39,6 +42,66 @@ def test_grasped_object_moves_and_others_stay():
     assert poses[:, k, 2].max() > poses[0, k, 2] + 0.05  # lifted while carried
 
 
+@pytest.mark.parametrize("seed", [2, 5])
+def test_no_orientation_jump_when_grasped(seed):
+    # the object keeps its orientation relative to the wrist from the grasp on: between two frames
+    # it turns no more than the wrist does (it used to snap to the wrist's yaw at the grasp frame)
+    r = tabletop.run_episode(None, seed=seed, index=0, frames=24, size=16)
+    q_obj = r["object_poses"][:, r["grasped"], 3:]  # [T, 4]
+    q_wrist = r["effector"][:, 3:7]
+    turn_obj, turn_wrist = quat_angle(q_obj[1:], q_obj[:-1]), quat_angle(q_wrist[1:], q_wrist[:-1])
+    assert (turn_obj <= turn_wrist + 1e-6).all(), np.degrees(turn_obj - turn_wrist).max()
+    grasp = int(np.argmax(r["effector"][:, 7] > 0.6))
+    assert quat_angle(q_obj[grasp], q_obj[grasp - 1]) < 1e-6  # no jump at the grasp frame itself
+    # while held, q_wrist^-1 q_obj is constant
+    held = np.flatnonzero(r["effector"][:, 7] > 0.6)
+    rel = [quat_to_mat(q_wrist[t]).T @ quat_to_mat(q_obj[t]) for t in held]
+    np.testing.assert_allclose(rel, np.broadcast_to(rel[0], np.shape(rel)), atol=1e-5)
+
+
+def test_keypoints_behind_the_camera_are_not_visible():
+    depth, inst = np.full((16, 16), 5.0, np.float32), np.zeros((16, 16), np.int32)
+    uv = np.array([[8.0, 8.0], [8.0, 8.0], [30.0, 8.0]])
+    z = np.array([1.0, -1.0, 1.0])  # in front; behind (its projection lands mirrored in the image); outside
+    assert tabletop.keypoints_visible(uv, z, depth, inst, effector_id=7).tolist() == [True, False, False]
+    inst[8, 8] = 7
+    assert tabletop.keypoints_visible(uv, z, depth, inst, effector_id=7).tolist() == [True, False, False]
+    depth[8, 8] = 0.5  # something nearer hides the keypoint unless it is the effector itself
+    assert tabletop.keypoints_visible(uv, z, depth, np.zeros_like(inst), 7).tolist() == [False, False, False]
+    nan = tabletop.keypoints_visible(np.full((1, 2), np.nan), np.zeros(1), depth, inst, 7)
+    assert nan.tolist() == [False]
+
+
+def test_gripper_keypoints_follow_the_exported_convention(tmp_path):
+    out = tmp_path / "g"
+    argv = ["worlds", "generate", "--task", "tabletop", "--out", str(out), "--episodes", "1", "--frames", "6"]
+    assert main([*argv, "--size", "16", "--effector", "gripper", "--no-progress"]) == 0
+    ep = out / "episode_00000"
+    conv = json.loads((ep / "effector.json").read_text())
+    assert conv == json.loads((out / "egoworld_world.json").read_text())["effector_convention"]
+    g = conv["gripper"]
+    kp, eff = np.load(ep / "keypoints_3d.npy"), np.load(ep / "effector.npy")  # [T,3,3], [T,8]
+    for t in range(len(kp)):
+        R = quat_to_mat(eff[t, 3:7])
+        local = (kp[t] - eff[t, :3]) @ R  # keypoints in the effector frame
+        half = hands.gripper_opening(eff[t, 7]) / 2
+        want = [
+            [0, 0, 0],
+            [g["tip_distance_from_wrist_m"], half, 0],
+            [g["tip_distance_from_wrist_m"], -half, 0],
+        ]
+        np.testing.assert_allclose(local, want, atol=1e-5)
+    assert g["opening_m"] == pytest.approx({"open": 0.1, "closed": 0.036})
+    # the sim side's frame (z along the fingers, y from the thumb-side to the index-side tip)
+    P = np.array(g["to_sim_frame"]["R_sim = R_effector @"], float)
+    R_sim = quat_to_mat(eff[0, 3:7]) @ P
+    assert np.linalg.det(P) == pytest.approx(1.0)
+    tips = kp[0, 1:].mean(0) - kp[0, 0]
+    np.testing.assert_allclose(R_sim[:, 2], tips / np.linalg.norm(tips), atol=1e-5)
+    across = kp[0, 2] - kp[0, 1]
+    np.testing.assert_allclose(R_sim[:, 1], across / np.linalg.norm(across), atol=1e-5)
+
+
 def test_tabletop_cli_layout(tmp_path):
     out = tmp_path / "tt"
     argv = ["worlds", "generate", "--task", "tabletop", "--out", str(out), "--episodes", "1", "--frames", "4"]
@@ -49,3 +112,12 @@ def test_tabletop_cli_layout(tmp_path):
     assert np.load(ep / "keypoints_2d.npy").dtype == np.float32
     assert np.load(ep / "gt/depth.npy").shape == (4, 32, 32)
     assert (ep / "gt/cameras.json").exists() and (ep / "gt/objects.json").exists()
+    # streamed to disk frame by frame = rendered in memory
+    r = tabletop.run_episode(None, seed=0, index=0, frames=4, size=32)
+    np.testing.assert_array_equal(np.load(ep / "gt/depth.npy"), r["depth"])
+    np.testing.assert_array_equal(np.load(ep / "gt/instances.npy"), r["instances"])
+    np.testing.assert_array_equal(np.load(ep / "keypoints_visible.npy"), r["keypoints_visible"])
+    cams = json.loads((ep / "gt/cameras.json").read_text())
+    np.testing.assert_allclose(cams["cam_to_world"], r["cam_to_world"])
+    objects = json.loads((ep / "gt/objects.json").read_text())
+    assert objects == {"background": 0, "objects": r["objects"]}

@@ -3,6 +3,9 @@
 Procedural rooms and yards (`scene`), an offscreen renderer giving RGB, metric depth, instance
 masks and camera poses (`render`), three embodiments (`nav`, `humanoid`, `tabletop`) plus unlabeled
 `passive` video, writers for the on-disk formats (`writers`) and a parallel driver (`generate`).
+
+`MUJOCO_GL` defaults to `egl` here, once: Python runs this file before any `egoworld.worlds.*`
+module, so it is set before those import `mujoco`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: crc32 task seeds, [T,3] nav actions, per-episode humanoid gt
 TASKS = ("nav", "humanoid", "tabletop", "passive")
 
 __all__ = ["GENERATOR_VERSION", "TASKS"]

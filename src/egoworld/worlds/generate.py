@@ -2,6 +2,10 @@
 
 The output folder appears whole or not at all. `egoworld_world.json` at its root records what made
 it, so running the same request again is a no-op and a different request never overwrites it.
+
+Memory does not grow with the request: every task streams frames to disk as they are rendered
+(image files, mp4 encoders, `.npy` ground truth appended frame by frame by `writers.NpyStream`),
+so a job holds one frame plus per-frame poses and keypoints. Disk does grow: `estimate_bytes`.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import importlib
 import json
 import logging
 import multiprocessing as mp
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +72,15 @@ def validate(spec: WorldSpec) -> None:
         module.validate_options(spec.options)
     elif spec.options:
         raise ValueError(f"task {spec.task!r} takes no options; got {sorted(spec.options)}")
+
+
+# approximate bytes per pixel per frame written to disk, by task (ground truth dominates)
+_BYTES_PER_PIXEL = {"nav": 10.0, "tabletop": 8.0, "humanoid": 10.0, "passive": 0.5}
+
+
+def estimate_bytes(spec: WorldSpec) -> int:
+    """Rough size of the dataset on disk (float32 depth, uint16 ids, uint8 rgb copies, images)."""
+    return int(_BYTES_PER_PIXEL[spec.task] * spec.size * spec.size * spec.frames * spec.episodes)
 
 
 def task_module(task: str):
@@ -152,6 +166,13 @@ def generate(spec: WorldSpec, out: str | Path, *, progress: bool = True) -> dict
             f"output folder {str(out)!r} already holds a different dataset "
             f"(field: (existing, requested) = {diff}); choose another --out (nothing was overwritten)"
         )
+    need = estimate_bytes(spec)
+    free = shutil.disk_usage(out.parent if out.parent.exists() else Path.cwd()).free
+    log.info("generating about %.1f GB into %s", need / 1e9, out)
+    if need > free:
+        log.warning(
+            "the dataset needs about %.1f GB; %.1f GB are free where %s goes", need / 1e9, free / 1e9, out
+        )
     module = task_module(spec.task)
     jobs = [
         (
@@ -190,4 +211,4 @@ def generate(spec: WorldSpec, out: str | Path, *, progress: bool = True) -> dict
     return {**desc, "status": "created"}
 
 
-__all__ = ["WorldSpec", "generate", "validate", "describe"]
+__all__ = ["WorldSpec", "generate", "validate", "describe", "estimate_bytes"]

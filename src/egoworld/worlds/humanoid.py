@@ -3,22 +3,24 @@
 Written as 1X world model v2.0 raw shards (episodes 4 per shard, one segment id per episode):
 `videos/video_{i}.mp4` (30 FPS), `robot_states/states_{i}.bin` float32 [N,25] little-endian,
 `segment_indices/segment_idx_{i}.bin` int32 [N], `metadata/metadata_{i}.json`, `metadata.json`,
-plus ground truth `gt/shard_{i}/` (depth, instances, cameras, objects) and object poses.
+plus per-episode ground truth `gt/shard_{i}/episode_{j:05d}/` with the same files and schema as a
+nav or tabletop `gt/` (depth, instances, rgb, cameras, objects, object_poses), frame t of episode j
+being frame `first_frame + t` of the shard (see "ground_truth" in `metadata_{i}.json`).
+Frames are streamed to the video and the ground truth as they are rendered (memory: one frame).
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import mujoco
+import numpy as np
 
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-from egoworld.worlds import humanoid_model as hm  # noqa: E402
-from egoworld.worlds import nav, scene  # noqa: E402
-from egoworld.worlds.render import FrameRenderer  # noqa: E402
+from egoworld.worlds import humanoid_model as hm
+from egoworld.worlds import nav, scene
+from egoworld.worlds.geometry import Attachment, eased_keyframes, yaw_quat
+from egoworld.worlds.render import FrameRenderer, camera_intrinsics
 
 HZ = 30
 EPISODES_PER_SHARD = 4
@@ -30,15 +32,7 @@ def build_world(rng: np.random.Generator, textures, size: int):
     b = scene.SceneBuilder(rng, textures, size, size)
     _, free = scene.room(rng, textures, size, size, n_items=3, builder=b)
     height, hx, hy = float(rng.uniform(0.72, 0.8)), 0.35, 0.6
-    legs = [
-        scene.cylinder(
-            0.03, height / 2, (sx * (hx - 0.05), sy * (hy - 0.05), height / 2), rgba=(0.3, 0.25, 0.2, 1)
-        )
-        for sx in (-1, 1)
-        for sy in (-1, 1)
-    ]
-    top = scene.box((hx, hy, 0.02), (0, 0, height - 0.02), material=b.material("object"))
-    b.static("work_table", [top, *legs], (TABLE_X, 0.0, 0.0))
+    b.static("work_table", scene.table(b, 2 * hx, 2 * hy, height), (TABLE_X, 0.0, 0.0))
     movable = []
     ys = rng.permutation(np.linspace(-0.35, 0.35, 4))[: int(rng.integers(2, 5))]
     for k, y in enumerate(ys):
@@ -112,7 +106,7 @@ def script(rng, world, model, data, frames: int):
     rest = READY * 0.3
     top = obj + (0, 0, movable[k]["half_height"] - 0.02)
     data.mocap_pos[0] = (*base_end, 0.0)
-    data.mocap_quat[0] = nav.yaw_quat(0.0)
+    data.mocap_quat[0] = yaw_quat(0.0)
     above = kin.reach(data, READY, side, top + (0, 0, 0.15))
     grasp = kin.reach(data, above, side, top)
     lift = kin.reach(data, grasp, side, top + (0, 0, 0.2))
@@ -127,80 +121,102 @@ def script(rng, world, model, data, frames: int):
         (0.85, lift, closed, 1.0, 0.0),
         (1.0, lift, closed, 1.0, turn),
     ]
-    times = np.array([kk[0] for kk in keys])
-    joints, closure, base, yaw = (
-        np.zeros((frames, 21)),
-        np.zeros((frames, 2)),
-        np.zeros((frames, 2)),
-        np.zeros(frames),
-    )
-    for t, u in enumerate(np.linspace(0, 1, frames)):
-        i = min(int(np.searchsorted(times, u, side="right")) - 1, len(keys) - 2)
-        a = 0.5 - 0.5 * np.cos(np.pi * (u - times[i]) / (times[i + 1] - times[i]))
-        (_, q0, c0, p0, y0), (_, q1, c1, p1, y1) = keys[i], keys[i + 1]
-        joints[t] = (1 - a) * q0 + a * q1
-        closure[t] = (1 - a) * np.array(c0) + a * np.array(c1)
-        base[t] = start + ((1 - a) * p0 + a * p1) * (base_end - start)
-        yaw[t] = (1 - a) * y0 + a * y1
+    times, s = np.array([kk[0] for kk in keys]), np.linspace(0, 1, frames)
+    joints, closure, progress, yaw = (eased_keyframes(times, [kk[j] for kk in keys], s) for j in range(1, 5))
+    base = start + progress[:, None] * (base_end - start)
     return joints, closure, base, yaw, side, k
 
 
-def render_episode(seed: int, index: int, frames: int, size: int, textures=None) -> dict:
-    """Frames, 25-D states [T,25] float32 and ground truth of one episode (deterministic in seed, index)."""
-    rng = nav.episode_rng(seed, index, "humanoid")
-    world, model = build_world(rng, textures, size)
-    data = mujoco.MjData(model)
-    joints, closure, base, yaw, side, k = script(rng, world, model, data, frames)
-    kin = Kinematics(model)
-    movable = world.extras["movable"]
-    adr = [model.joint(f"j_i{o['id']}__object_{i}").qposadr[0] for i, o in enumerate(movable)]
-    hand_body = model.body(world.extras["hands"][0 if side == "left" else 1]).id
-    grip = kin.grip[side]
-    closure_idx = 0 if side == "left" else 1
-    held, rel_pos, rel_mat = False, None, None
-    out = {"rgb": [], "depth": [], "instances": [], "cam_to_world": [], "object_poses": []}
-    with FrameRenderer(model, size, size, "ego") as cam:
-        for t in range(frames):
-            data.mocap_pos[0] = (*base[t], 0.0)
-            data.mocap_quat[0] = nav.yaw_quat(yaw[t])
-            kin.set(data, joints[t], closure[t])
-            mujoco.mj_kinematics(model, data)
-            hand_pos, hand_mat = data.xpos[hand_body].copy(), data.xmat[hand_body].reshape(3, 3).copy()
-            obj = data.qpos[adr[k] : adr[k] + 7]
-            if (
-                not held
-                and closure[t, closure_idx] > 0.5
-                and np.linalg.norm(obj[:3] - data.site_xpos[grip]) < 0.15
-            ):
-                held = True
-                obj_mat = np.zeros(9)
-                mujoco.mju_quat2Mat(obj_mat, obj[3:])
-                rel_pos, rel_mat = hand_mat.T @ (obj[:3] - hand_pos), hand_mat.T @ obj_mat.reshape(3, 3)
-            if held:
-                quat = np.zeros(4)
-                mujoco.mju_mat2Quat(quat, (hand_mat @ rel_mat).ravel())
-                data.qpos[adr[k] : adr[k] + 3] = hand_pos + hand_mat @ rel_pos
-                data.qpos[adr[k] + 3 : adr[k] + 7] = quat
+def base_velocity(base_T2: np.ndarray, yaw_T: np.ndarray, hz: float = HZ) -> tuple[np.ndarray, np.ndarray]:
+    """State dims 23/24 as 1X defines them: signed forward velocity (m/s) and yaw rate (rad/s), [T] each.
+
+    The step t-1 -> t is projected on the heading at t-1 (driving backwards is negative; sideways
+    drift does not count); row 0 is 0.
+    """
+    step = np.diff(np.asarray(base_T2, dtype=np.float64), axis=0)  # [T-1, 2]
+    heading = np.stack([np.cos(yaw_T[:-1]), np.sin(yaw_T[:-1])], axis=1)  # [T-1, 2]
+    forward = np.r_[0.0, np.sum(step * heading, axis=1)] * hz
+    turn = np.r_[0.0, nav.wrap(np.diff(yaw_T))] * hz
+    return forward, turn
+
+
+class Episode:
+    """One humanoid episode, planned on construction and rendered frame by frame by iterating it.
+
+    Attributes: `states` float32 [T,25] (1X layout), `K` [3,3], `objects` (objects.json schema),
+    `grasped` (index among the movable objects), `side` ('left'/'right') and, after iterating,
+    `held` (the object was carried). Each iteration yields rgb [H,W,3], depth [H,W], instances [H,W],
+    cam_to_world [4,4] and object_poses [M,7].
+    """
+
+    def __init__(self, seed: int, index: int, frames: int, size: int, textures=None):
+        rng = nav.episode_rng(seed, index, "humanoid")
+        self.world, self.model = build_world(rng, textures, size)
+        self.data = mujoco.MjData(self.model)
+        plan = script(rng, self.world, self.model, self.data, frames)
+        self.joints, self.closure, self.base, self.yaw, self.side, self.grasped = plan
+        forward, turn = base_velocity(self.base, self.yaw)
+        self.states = np.concatenate(
+            [self.joints, self.closure, forward[:, None], turn[:, None]], axis=1
+        ).astype(np.float32)  # [T, 25]
+        self.frames, self.size = frames, size
+        self.K = camera_intrinsics(self.model, "ego", size, size)
+        self.objects = self.world.objects_json()
+        self.held = False
+
+    def __iter__(self) -> Iterator[dict]:
+        model, data, side, k = self.model, self.data, self.side, self.grasped
+        kin = Kinematics(model)
+        movable = self.world.extras["movable"]
+        adr = [model.joint(f"j_i{o['id']}__object_{i}").qposadr[0] for i, o in enumerate(movable)]
+        hand_body = model.body(self.world.extras["hands"][0 if side == "left" else 1]).id
+        grip_site, closure_idx = kin.grip[side], 0 if side == "left" else 1
+        grip: Attachment | None = None
+        with FrameRenderer(model, self.size, self.size, "ego") as cam:
+            for t in range(self.frames):
+                data.mocap_pos[0] = (*self.base[t], 0.0)
+                data.mocap_quat[0] = yaw_quat(self.yaw[t])
+                kin.set(data, self.joints[t], self.closure[t])
                 mujoco.mj_kinematics(model, data)
-            mujoco.mj_camlight(model, data)
-            frame = cam.render(data)
-            for key, val in (
-                ("rgb", frame.rgb),
-                ("depth", frame.depth),
-                ("instances", frame.instances),
-                ("cam_to_world", cam.pose(data)),
-            ):
-                out[key].append(val)
-            out["object_poses"].append(np.stack([data.qpos[a : a + 7].copy() for a in adr]))
-        K = cam.K
-    result = {key: np.stack(val) for key, val in out.items()}
-    lin = np.r_[0.0, np.linalg.norm(np.diff(base, axis=0), axis=1)] * HZ  # forward speed, m/s
-    ang = np.r_[0.0, np.diff(yaw)] * HZ  # rad/s
-    states = np.concatenate([joints, closure, lin[:, None], ang[:, None]], axis=1).astype(
-        np.float32
-    )  # [T, 25]
-    result.update(K=K, states=states, objects=world.objects_json(), grasped=k, side=side, held=held)
+                hand_pos, hand_quat = data.xpos[hand_body].copy(), data.xquat[hand_body].copy()
+                obj = data.qpos[adr[k] : adr[k] + 7]
+                if (
+                    grip is None
+                    and self.closure[t, closure_idx] > 0.5
+                    and np.linalg.norm(obj[:3] - data.site_xpos[grip_site]) < 0.15
+                ):
+                    grip = Attachment.grasp(hand_pos, hand_quat, obj[:3], obj[3:])
+                if grip is not None:
+                    data.qpos[adr[k] : adr[k] + 3], data.qpos[adr[k] + 3 : adr[k] + 7] = grip.child_pose(
+                        hand_pos, hand_quat
+                    )
+                    mujoco.mj_kinematics(model, data)
+                mujoco.mj_camlight(model, data)
+                frame = cam.render(data)
+                yield {
+                    "rgb": frame.rgb,
+                    "depth": frame.depth,
+                    "instances": frame.instances,
+                    "cam_to_world": cam.pose(data),
+                    "object_poses": np.stack([data.qpos[a : a + 7].copy() for a in adr]),
+                }
+        self.held = grip is not None
+
+
+def render_episode(seed: int, index: int, frames: int, size: int, textures=None) -> dict:
+    """One episode in memory: rgb [T,H,W,3], depth, instances, cam_to_world, object_poses, states
+    float32 [T,25], K, objects, grasped, side, held (deterministic in seed, index)."""
+    ep = Episode(seed, index, frames, size, textures)
+    per_frame = list(ep)
+    result = {key: np.stack([f[key] for f in per_frame]) for key in per_frame[0]}
+    result.update(
+        K=ep.K, states=ep.states, objects=ep.objects, grasped=ep.grasped, side=ep.side, held=ep.held
+    )
     return result
+
+
+def episode_name(index: int) -> str:
+    return f"episode_{index:05d}"
 
 
 # -- 1X v2.0 shards ---------------------------------------------------------------------------------
@@ -219,14 +235,26 @@ def job_list(episodes: int) -> list[dict]:
 def run_job(
     out: Path, *, shard: int, indices: list[int], seed: int, frames: int, size: int, textures=None
 ) -> dict:
-    """Render the episodes `indices` and write them as shard `shard`."""
+    """Render the episodes `indices` and stream them into shard `shard`."""
     from egoworld.worlds import writers
 
-    eps = [render_episode(seed, i, frames, size, textures) for i in indices]
-    rgb = np.concatenate([e["rgb"] for e in eps])  # [N, H, W, 3]
-    states = np.concatenate([e["states"] for e in eps]).astype("<f4")  # [N, 25]
+    states, grasps, ground_truth = [], [], []
+    with writers.Mp4Writer(out / "videos" / f"video_{shard}.mp4", size, size, fps=HZ) as video:
+        for n, i in enumerate(indices):
+            ep = Episode(seed, i, frames, size, textures)
+            rel = f"gt/shard_{shard}/{episode_name(i)}"
+            poses = []
+            with writers.GroundTruthWriter(out / rel, frames, (size, size), ep.K, ep.objects, rgb=True) as gt:
+                for f in ep:
+                    video.write(f["rgb"])
+                    gt.add(f["depth"], f["instances"], f["cam_to_world"], f["rgb"])
+                    poses.append(f["object_poses"])
+            np.save(out / rel / "object_poses.npy", np.stack(poses).astype(np.float32))
+            states.append(ep.states)
+            grasps.append({"episode": i, "side": ep.side, "object_index": ep.grasped, "held": ep.held})
+            ground_truth.append({"episode": i, "path": rel, "first_frame": n * frames, "frames": frames})
+    states = np.concatenate(states).astype("<f4")  # [N, 25]
     segments = np.concatenate([np.full(frames, i, dtype="<i4") for i in indices])  # [N]
-    codec = writers.write_mp4(out / "videos" / f"video_{shard}.mp4", rgb, fps=HZ)
     (out / "robot_states").mkdir(parents=True, exist_ok=True)
     (out / "segment_indices").mkdir(parents=True, exist_ok=True)
     (out / "robot_states" / f"states_{shard}.bin").write_bytes(states.tobytes())
@@ -234,28 +262,15 @@ def run_job(
     writers.write_json(
         out / "metadata" / f"metadata_{shard}.json",
         {
-            "shard_num_frames": int(len(rgb)),
+            "shard_num_frames": int(len(states)),
             "episodes": indices,
             "hz": HZ,
-            "codec": codec,
-            "grasps": [
-                {"episode": i, "side": e["side"], "object_index": e["grasped"], "held": e["held"]}
-                for i, e in zip(indices, eps)
-            ],
+            "codec": video.codec,
+            "grasps": grasps,
+            "ground_truth": ground_truth,
         },
     )
-    gt = out / "gt" / f"shard_{shard}"
-    objects = {f"episode_{i}": e["objects"] for i, e in zip(indices, eps)}
-    writers.write_ground_truth(
-        gt,
-        np.concatenate([e["depth"] for e in eps]),
-        np.concatenate([e["instances"] for e in eps]),
-        eps[0]["K"],
-        np.concatenate([e["cam_to_world"] for e in eps]),
-        objects,
-        (size, size),
-    )
-    return {"shard": shard, "frames": int(len(rgb)), "episodes": indices}
+    return {"shard": shard, "frames": int(len(states)), "episodes": indices}
 
 
 def finalize(out: Path, spec, results: list[dict]) -> dict:
@@ -273,6 +288,8 @@ def finalize(out: Path, spec, results: list[dict]) -> dict:
             "state_names": hm.STATE_NAMES,
             "episodes_per_shard": EPISODES_PER_SHARD,
             "generator": "egoworld.worlds.humanoid",
+            "velocity": "linear_velocity: signed forward m/s along the heading; angular_velocity: yaw rad/s",
+            "ground_truth": "gt/shard_<i>/episode_<j:05d>/; see 'ground_truth' in metadata_<i>.json",
         },
     )
     return {"layout": "1x_v2_raw", "fps": HZ, "num_shards": len(results)}

@@ -2,8 +2,9 @@
 
 State index -> joint: 0 hip_yaw, 1 hip_roll, 2 hip_pitch, 3 knee_pitch, 4 ankle_roll, 5 ankle_pitch;
 6-12 left shoulder pitch/roll/yaw, elbow pitch/yaw, wrist pitch/roll; 13-19 the same on the right;
-20 neck_pitch; 21/22 left/right hand closure (0 open, 1 closed); 23 linear and 24 angular base
-velocity (m/s, rad/s). The base is a mocap body (x forward, z up); the head carries camera 'ego'.
+20 neck_pitch; 21/22 left/right hand closure (0 open, 1 closed); 23 signed forward base velocity
+(m/s along the heading, negative when reversing) and 24 yaw rate (rad/s). The base is a mocap body
+(x forward, z up); the head carries camera 'ego'.
 """
 
 from __future__ import annotations

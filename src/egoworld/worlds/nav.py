@@ -2,15 +2,24 @@
 
 Action convention (NWM): the step from t-1 to t is expressed in the robot frame at t-1,
 (dx, dy) = R(-yaw[t-1]) (p[t] - p[t-1]) / spacing and dyaw = wrap(yaw[t] - yaw[t-1]) in [-pi, pi).
-Poses are produced by integrating exactly those commanded steps, so the reader recovers them.
+Poses are produced by integrating exactly those commanded steps, so the reader recovers them
+(`egoworld.actions.spaces.nav_deltas`). Saved actions follow the project's clip convention:
+[T, 3] with `actions[t]` moving frame t-1 to frame t and `actions[0] = 0`.
 """
 
 from __future__ import annotations
 
+import logging
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from egoworld.worlds.geometry import yaw_quat
+
+log = logging.getLogger(__name__)
 
 SPACING = 0.15  # metres per unit of normalised (dx, dy): `metric_waypoint_spacing`
 CAMERA_HEIGHT = 1.2  # metres
@@ -111,19 +120,15 @@ def plan(rng: np.random.Generator, frames: int, region, trajectory: str = "rando
 
 
 def commanded_actions(traj: Trajectory, spacing: float = SPACING) -> np.ndarray:
-    """The commanded steps as normalised NWM actions [T-1, 3] = (dx/spacing, dy/spacing, dyaw)."""
-    out = traj.steps.copy()
-    out[:, :2] /= spacing
-    out[:, 2] = wrap(out[:, 2])
+    """The commanded steps as normalised NWM actions [T, 3] = (dx/spacing, dy/spacing, dyaw).
+
+    Clip convention (`egoworld.data.clip.Clip`): row t moves frame t-1 to frame t; row 0 is zero.
+    """
+    out = np.zeros((len(traj.steps) + 1, 3))
+    out[1:] = traj.steps
+    out[1:, :2] /= spacing
+    out[1:, 2] = wrap(out[1:, 2])
     return out
-
-
-def nav_deltas(position_T2: np.ndarray, yaw_T: np.ndarray, spacing: float = SPACING) -> np.ndarray:
-    """Actions [T-1, 3] recomputed from poses with the NWM convention (mirror of the reader's)."""
-    d = np.diff(position_T2, axis=0)
-    c, s = np.cos(yaw_T[:-1]), np.sin(yaw_T[:-1])
-    dx, dy = c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]
-    return np.stack([dx / spacing, dy / spacing, wrap(np.diff(yaw_T))], axis=1)
 
 
 def agent_xml(height: float = CAMERA_HEIGHT, pitch: float = 0.0, fovy: float = FOVY) -> str:
@@ -137,14 +142,12 @@ def agent_xml(height: float = CAMERA_HEIGHT, pitch: float = 0.0, fovy: float = F
     )
 
 
-def yaw_quat(yaw: float) -> np.ndarray:
-    """Unit quaternion (w, x, y, z) of a rotation by `yaw` about world z."""
-    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
-
-
 def episode_rng(seed: int, index: int, task: str) -> np.random.Generator:
-    """The generator for one episode: depends on (seed, episode index, task) only."""
-    return np.random.default_rng([int(seed), int(index), sum(map(ord, task))])
+    """The generator for one episode: depends on (seed, episode index, task) only.
+
+    The task enters as its CRC-32, so different task names (anagrams included) get different streams.
+    """
+    return np.random.default_rng([int(seed), int(index), zlib.crc32(task.encode())])
 
 
 def build_world(rng: np.random.Generator, textures, size: int, height: float, pitch: float = 0.0):
@@ -157,33 +160,36 @@ def build_world(rng: np.random.Generator, textures, size: int, height: float, pi
     return world, world.compile()
 
 
-def render_walk(world, model, traj: Trajectory, size: int, height: float, ground_truth: bool = True) -> dict:
-    """Render the camera along `traj`.
-
-    Returns rgb [T,H,W,3], depth [T,H,W], instances [T,H,W], K [3,3] and cam_to_world [T,4,4].
-    """
+def iter_walk(
+    world, model, traj: Trajectory, size: int, height: float, ground_truth: bool = True
+) -> Iterator[tuple]:
+    """Render the camera along `traj` one frame at a time: yields (render.Frame, cam_to_world [4,4])."""
     import mujoco
 
     from egoworld.worlds.render import FrameRenderer
 
     data = mujoco.MjData(model)
-    rgb, depth, inst, poses = [], [], [], []
     with FrameRenderer(model, size, size, "ego") as cam:
         for (x, y), yaw in zip(traj.position, traj.yaw):
             data.mocap_pos[0] = (x, y, height)
             data.mocap_quat[0] = yaw_quat(yaw)
             mujoco.mj_forward(model, data)
-            frame = cam.render(data, ground_truth=ground_truth)
-            rgb.append(frame.rgb)
-            depth.append(frame.depth)
-            inst.append(frame.instances)
-            poses.append(cam.pose(data))
-        K = cam.K
+            yield cam.render(data, ground_truth=ground_truth), cam.pose(data)
+
+
+def render_walk(world, model, traj: Trajectory, size: int, height: float, ground_truth: bool = True) -> dict:
+    """Render the camera along `traj` into memory (the dataset writers stream with `iter_walk` instead).
+
+    Returns rgb [T,H,W,3], depth [T,H,W], instances [T,H,W], K [3,3] and cam_to_world [T,4,4].
+    """
+    from egoworld.worlds.render import camera_intrinsics
+
+    frames, poses = zip(*iter_walk(world, model, traj, size, height, ground_truth))
     return {
-        "rgb": np.stack(rgb),
-        "depth": np.stack(depth),
-        "instances": np.stack(inst),
-        "K": K,
+        "rgb": np.stack([f.rgb for f in frames]),
+        "depth": np.stack([f.depth for f in frames]),
+        "instances": np.stack([f.instances for f in frames]),
+        "K": camera_intrinsics(model, "ego", size, size),
         "cam_to_world": np.stack(poses),
     }
 
@@ -202,25 +208,27 @@ def plan_episode(seed: int, index: int, frames: int, size: int, textures=None, t
 def run_episode(
     out: Path, *, seed: int, index: int, frames: int, size: int, textures=None, trajectory: str = "random"
 ) -> dict:
-    """Render and write one NWM trajectory folder `out/traj_XXXXX` with its `gt/` ground truth."""
+    """Render and write one NWM trajectory folder `out/traj_XXXXX` with its `gt/` ground truth.
+
+    Frames are streamed to disk as they are rendered (JPEG for the NWM layout, plus the lossless
+    `gt/rgb.npy`), so memory does not grow with `frames` or `size`.
+    """
     from egoworld.worlds import writers
+    from egoworld.worlds.render import camera_intrinsics
 
     world, model, traj = plan_episode(seed, index, frames, size, textures, trajectory)
-    walk = render_walk(world, model, traj, size, CAMERA_HEIGHT)
     folder = out / episode_name(index)
-    writers.write_images(folder, walk["rgb"], ".jpg")
+    folder.mkdir(parents=True, exist_ok=True)
+    K = camera_intrinsics(model, "ego", size, size)
+    with writers.GroundTruthWriter(
+        folder / "gt", frames, (size, size), K, world.objects_json(), rgb=True
+    ) as gt:
+        for t, (frame, pose) in enumerate(iter_walk(world, model, traj, size, CAMERA_HEIGHT)):
+            writers.save_image(folder / f"{t}.jpg", frame.rgb)
+            gt.add(frame.depth, frame.instances, pose, frame.rgb)
     writers.write_pickle(
         folder / "traj_data.pkl",
         {"position": traj.position.astype(np.float64), "yaw": traj.yaw.astype(np.float64)},
-    )
-    writers.write_ground_truth(
-        folder / "gt",
-        walk["depth"],
-        walk["instances"],
-        walk["K"],
-        walk["cam_to_world"],
-        world.objects_json(),
-        (size, size),
     )
     np.save(folder / "gt" / "actions.npy", commanded_actions(traj).astype(np.float32))
     return {"name": folder.name, "frames": frames, "scene": world.kind}
@@ -248,8 +256,18 @@ def run_job(out: Path, **kwargs) -> dict:
 
 
 def finalize(out: Path, spec, results: list[dict]) -> dict:
-    """Write `data_splits/egoworld_nav/{train,test}/traj_names.txt` (last ~10% is test)."""
+    """Write `data_splits/egoworld_nav/{train,test}/traj_names.txt` (last ~10% is test).
+
+    With a single trajectory both splits list it (the readers need a non-empty split), so the
+    test split is not held out; a warning says so.
+    """
     names = [r["name"] for r in results]
+    if len(names) == 1:
+        log.warning(
+            "this nav dataset has one trajectory (%s): it is both the train and the test split, so "
+            "evaluation on it is not held out; generate --episodes 2 or more for a separate test split",
+            names[0],
+        )
     n_test = max(1, round(0.1 * len(names))) if len(names) > 1 else 0
     train, test = names[: len(names) - n_test], names[len(names) - n_test :] or names
     for split, items in (("train", train), ("test", test)):
@@ -262,4 +280,6 @@ def finalize(out: Path, spec, results: list[dict]) -> dict:
         "metric_waypoint_spacing": SPACING,
         "camera_height": CAMERA_HEIGHT,
         "fps": 30,
+        "actions": "gt/actions.npy float32 [T,3]: row t moves frame t-1 to t (robot frame at t-1), row 0 = 0",
+        "lossless_rgb": "gt/rgb.npy (the .jpg frames are JPEG quality 95)",
     }

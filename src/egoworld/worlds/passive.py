@@ -15,23 +15,29 @@ def episode_name(index: int) -> str:
     return f"video_{index:05d}"
 
 
-def render_episode(seed: int, index: int, frames: int, size: int, textures=None) -> dict:
-    """Frames uint8 [T,H,W,3] (under "rgb") of one passive episode; deterministic in (seed, index)."""
+def _episode(seed: int, index: int, frames: int, size: int, textures=None):
     rng = nav.episode_rng(seed, index, "passive")
     height, pitch = float(rng.uniform(0.6, 1.7)), float(rng.uniform(-0.4, 0.1))
     world, model = nav.build_world(rng, textures, size, height, pitch)
-    traj = nav.plan(rng, frames, world.free_region, "random")
+    return world, model, nav.plan(rng, frames, world.free_region, "random"), height
+
+
+def render_episode(seed: int, index: int, frames: int, size: int, textures=None) -> dict:
+    """Frames uint8 [T,H,W,3] (under "rgb") of one passive episode; deterministic in (seed, index)."""
+    world, model, traj, height = _episode(seed, index, frames, size, textures)
     return nav.render_walk(world, model, traj, size, height, ground_truth=False)
 
 
 def run_episode(out: Path, *, seed: int, index: int, frames: int, size: int, textures=None) -> dict:
-    """Render one episode and write it as `out/videos/video_XXXXX.mp4`."""
+    """Render one episode and stream it into `out/videos/video_XXXXX.mp4` (memory: one frame)."""
     from egoworld.worlds import writers
 
-    walk = render_episode(seed, index, frames, size, textures)
+    world, model, traj, height = _episode(seed, index, frames, size, textures)
     name = episode_name(index)
-    codec = writers.write_mp4(out / "videos" / f"{name}.mp4", walk["rgb"])
-    return {"name": name, "frames": frames, "codec": codec}
+    with writers.Mp4Writer(out / "videos" / f"{name}.mp4", size, size) as video:
+        for frame, _ in nav.iter_walk(world, model, traj, size, height, ground_truth=False):
+            video.write(frame.rgb)
+    return {"name": name, "frames": frames, "codec": video.codec}
 
 
 def job_list(episodes: int) -> list[dict]:

@@ -7,15 +7,13 @@ z forward). Depth is planar z-depth in metres, 0 where nothing was hit (sky).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import mujoco
+import numpy as np
 
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-from egoworld.worlds.scene import instance_lookup  # noqa: E402
+from egoworld.worlds.geometry import rigid_inverse
+from egoworld.worlds.scene import instance_lookup
 
 # MuJoCo cameras look along -z with y up; OpenCV looks along +z with y down.
 _GL_TO_CV = np.diag([1.0, -1.0, -1.0])
@@ -36,6 +34,11 @@ def intrinsics(fovy_deg: float, width: int, height: int) -> np.ndarray:
     return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]], dtype=np.float64)
 
 
+def camera_intrinsics(model: mujoco.MjModel, camera: str, width: int, height: int) -> np.ndarray:
+    """K [3,3] of the named camera of `model` rendered at `width` x `height` (no renderer needed)."""
+    return intrinsics(float(model.cam_fovy[model.camera(camera).id]), width, height)
+
+
 def cam_to_world(data: mujoco.MjData, camera_id: int) -> np.ndarray:
     """Camera-to-world [4,4] of camera `camera_id` in the OpenCV convention."""
     T = np.eye(4)
@@ -46,7 +49,7 @@ def cam_to_world(data: mujoco.MjData, camera_id: int) -> np.ndarray:
 
 def project(points_world: np.ndarray, K: np.ndarray, cam_to_world_4x4: np.ndarray) -> np.ndarray:
     """Pixel coordinates (u, v) [N,2] and camera depth z, returned as [N,3], of world points [N,3]."""
-    w2c = np.linalg.inv(cam_to_world_4x4)
+    w2c = rigid_inverse(cam_to_world_4x4)
     pc = points_world @ w2c[:3, :3].T + w2c[:3, 3]  # [N, 3] camera frame
     uv = (pc[:, :2] / pc[:, 2:3]) @ K[:2, :2].T + K[:2, 2]
     return np.concatenate([uv, pc[:, 2:3]], axis=1)
@@ -56,10 +59,9 @@ class FrameRenderer:
     """Renders a named camera of `model` into `Frame`s of `height` x `width` pixels."""
 
     def __init__(self, model: mujoco.MjModel, width: int, height: int, camera: str):
-        cam = model.camera(camera)
-        self.model, self.camera, self.camera_id = model, camera, cam.id
+        self.model, self.camera, self.camera_id = model, camera, model.camera(camera).id
         self.width, self.height = width, height
-        self.K = intrinsics(float(model.cam_fovy[cam.id]), width, height)
+        self.K = camera_intrinsics(model, camera, width, height)
         self.geom_instance = instance_lookup(model)  # [ngeom]
         self._renderer = mujoco.Renderer(model, height=height, width=width)
 

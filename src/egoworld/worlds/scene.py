@@ -7,15 +7,12 @@ order, so the same seed always gives the same ids; 0 is background (sky).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import mujoco
+import numpy as np
 
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-from egoworld.worlds import textures as tex  # noqa: E402
+from egoworld.worlds import textures as tex
 
 KINDS = ("static", "movable", "agent")
 
@@ -187,7 +184,8 @@ class SceneBuilder:
 # -- furniture (local frame: floor at z = 0, centred on the body origin) --------------------------
 
 
-def _table(b: SceneBuilder, w: float, d: float, h: float) -> list[str]:
+def table(b: SceneBuilder, w: float, d: float, h: float) -> list[str]:
+    """Geoms of a table `w` x `d` metres with its top surface at height `h`: a textured top, 4 legs."""
     m = b.material("object")
     legs = [
         cylinder(0.03, h / 2, (sx * (w / 2 - 0.05), sy * (d / 2 - 0.05), h / 2), rgba=(0.3, 0.25, 0.2, 1))
@@ -212,7 +210,7 @@ def furniture(b: SceneBuilder, kind: str, height_limit: float) -> tuple[list[str
     r = b.rng
     if kind == "table":
         w, d = r.uniform(0.8, 1.4), r.uniform(0.5, 0.8)
-        return _table(b, w, d, r.uniform(0.7, 0.8)), 0.5 * np.hypot(w, d)
+        return table(b, w, d, r.uniform(0.7, 0.8)), 0.5 * np.hypot(w, d)
     if kind == "chair":
         return _chair(b), 0.3
     if kind == "shelf":

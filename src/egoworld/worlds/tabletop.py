@@ -2,53 +2,34 @@
 
 Per episode `<out>/<episode>/`: `frames/00000.png …`, `keypoints_3d.npy` float32 [T,K,3] world
 metres, `keypoints_2d.npy` float32 [T,K,2] pixels (u right, v down), `keypoints_visible.npy`
-bool [T,K], `effector.npy` float32 [T,8] (wrist xyz, quaternion wxyz, closure), and `gt/` as for
-nav plus `gt/object_poses.npy` float32 [T,M,7] for the M movable objects (xyz + wxyz).
+bool [T,K], `effector.npy` float32 [T,8] (wrist xyz, quaternion wxyz, closure), `effector.json`
+(the keypoint and frame convention, `hands.convention`), and `gt/` as for nav plus
+`gt/object_poses.npy` float32 [T,M,7] for the M movable objects (xyz + wxyz).
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import mujoco
+import numpy as np
 
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-from egoworld.worlds import hands, nav, scene  # noqa: E402
-from egoworld.worlds.render import FrameRenderer, project  # noqa: E402
+from egoworld.worlds import hands, nav, scene
+from egoworld.worlds.geometry import Attachment, eased_keyframes, yaw_quat
+from egoworld.worlds.render import FrameRenderer, camera_intrinsics, project
 
 TABLE_HEIGHT = 0.75
 HEAD = np.array([-0.5, 0.0, 1.3])  # camera position (metres) looking at the table
 PITCH = -0.9  # camera pitch (rad, down < 0)
 
 
-def _smooth(a: float) -> float:
-    return 0.5 - 0.5 * np.cos(np.pi * float(np.clip(a, 0, 1)))
-
-
 def build_world(rng: np.random.Generator, textures, size: int, effector: str):
     """A room with a table, 2-4 movable objects on it, the head camera and the effector."""
     b = scene.SceneBuilder(rng, textures, size, size)
     _, free = scene.room(rng, textures, size, size, n_items=3, builder=b)
-    hx, hy = 0.45, 0.55
-    b.static(
-        "work_table",
-        [
-            scene.box((hx, hy, 0.02), (0, 0, TABLE_HEIGHT - 0.02), material=b.material("object")),
-            *[
-                scene.cylinder(
-                    0.03,
-                    TABLE_HEIGHT / 2,
-                    (sx * (hx - 0.05), sy * (hy - 0.05), TABLE_HEIGHT / 2),
-                    rgba=(0.3, 0.25, 0.2, 1),
-                )
-                for sx in (-1, 1)
-                for sy in (-1, 1)
-            ],
-        ],
-    )
+    b.static("work_table", scene.table(b, 0.9, 1.1, TABLE_HEIGHT))
     movable = []
     spots = [(-0.05, -0.25), (0.15, 0.05), (-0.1, 0.25), (0.25, -0.2)]
     order = rng.permutation(len(spots))[: int(rng.integers(2, 5))]
@@ -92,123 +73,153 @@ def script(rng: np.random.Generator, world, frames: int):
     top = TABLE_HEIGHT + 2 * obj["half_height"] - 0.03
     points, closure, times = _keyframes(rng, obj["xy"], place, top)
     s = np.linspace(0, 1, frames)
-    pos, clo = np.zeros((frames, 3)), np.zeros(frames)
-    for t, u in enumerate(s):
-        i = min(int(np.searchsorted(times, u, side="right")) - 1, len(times) - 2)
-        a = _smooth((u - times[i]) / (times[i + 1] - times[i]))
-        pos[t] = (1 - a) * points[i] + a * points[i + 1]
-        clo[t] = (1 - a) * closure[i] + a * closure[i + 1]
+    pos, clo = eased_keyframes(times, points, s), eased_keyframes(times, closure, s)
     yaw = 0.15 * np.sin(np.linspace(0, np.pi, frames)) + rng.uniform(-0.2, 0.2)
     return pos, yaw, clo, k
+
+
+class Episode:
+    """One tabletop episode, planned on construction and rendered frame by frame by iterating it.
+
+    Attributes: `world`, `model`, `K` [3,3], `objects` (objects.json), `effector_id`, `grasped`
+    (index among the movable objects). Each iteration yields a dict with rgb [H,W,3], depth [H,W],
+    instances [H,W], cam_to_world [4,4], keypoints_3d [K,3], keypoints_2d [K,2], keypoints_depth [K],
+    keypoints_visible [K], object_poses [M,7] and effector [8].
+    """
+
+    def __init__(
+        self, *, seed: int, index: int, frames: int, size: int, textures=None, effector: str = "hand"
+    ):
+        rng = nav.episode_rng(seed, index, f"tabletop-{effector}")
+        self.world, self.model = build_world(rng, textures, size, effector)
+        self.wrist, self.yaw, self.closure, self.grasped = script(rng, self.world, frames)
+        self.head_sway = rng.uniform(-0.04, 0.04, size=2)
+        self.frames, self.size, self.effector = frames, size, effector
+        self.K = camera_intrinsics(self.model, "ego", size, size)
+        self.objects = self.world.objects_json()
+        self.effector_id = int(self.world.extras["effector_body"][1:].split("__")[0])
+
+    def __iter__(self) -> Iterator[dict]:
+        model, effector, k = self.model, self.effector, self.grasped
+        data = mujoco.MjData(model)
+        sites = [model.site(n).id for n in hands.keypoint_sites(effector)]
+        joint_qpos = {n: model.joint(n).qposadr[0] for n in hands.closure_qpos(effector, 0.0)}
+        movable = self.world.extras["movable"]
+        objs = [model.joint(f"j_i{o['id']}__object_{i}").qposadr[0] for i, o in enumerate(movable)]
+        eff = model.body(self.world.extras["effector_body"]).mocapid[0]
+        adr = objs[k]
+        grip: Attachment | None = None
+        with FrameRenderer(model, self.size, self.size, "ego") as cam:
+            for t in range(self.frames):
+                s, sway = t / max(self.frames - 1, 1), self.head_sway
+                data.mocap_pos[0] = HEAD + (0.0, sway[0] * np.sin(np.pi * s), sway[1] * s)
+                data.mocap_quat[0] = yaw_quat(0.1 * sway[0] * s)
+                quat = yaw_quat(float(self.yaw[t]))
+                data.mocap_pos[eff], data.mocap_quat[eff] = self.wrist[t], quat
+                for name, q in hands.closure_qpos(effector, float(self.closure[t])).items():
+                    data.qpos[joint_qpos[name]] = q
+                # grasp: the object keeps its pose relative to the wrist while the effector is closed
+                if self.closure[t] > 0.6 and grip is None:
+                    obj_pos, obj_quat = data.qpos[adr : adr + 3], data.qpos[adr + 3 : adr + 7]
+                    grip = Attachment.grasp(self.wrist[t], quat, obj_pos, obj_quat)
+                elif self.closure[t] <= 0.6 and grip is not None:
+                    grip = None
+                    data.qpos[adr + 2] = TABLE_HEIGHT + movable[k]["half_height"]
+                if grip is not None:
+                    data.qpos[adr : adr + 3], data.qpos[adr + 3 : adr + 7] = grip.child_pose(
+                        self.wrist[t], quat
+                    )
+                mujoco.mj_kinematics(model, data)
+                mujoco.mj_camlight(model, data)
+                frame, pose = cam.render(data), cam.pose(data)
+                kp3 = data.site_xpos[sites].copy()  # [K, 3]
+                uvz = project(kp3, self.K, pose)  # [K, 3]
+                yield {
+                    "rgb": frame.rgb,
+                    "depth": frame.depth,
+                    "instances": frame.instances,
+                    "cam_to_world": pose,
+                    "keypoints_3d": kp3,
+                    "keypoints_2d": uvz[:, :2],
+                    "keypoints_depth": uvz[:, 2],
+                    "keypoints_visible": keypoints_visible(
+                        uvz[:, :2], uvz[:, 2], frame.depth, frame.instances, self.effector_id
+                    ),
+                    "object_poses": np.stack([data.qpos[a : a + 7].copy() for a in objs]),
+                    "effector": np.r_[self.wrist[t], quat, self.closure[t]],
+                }
+
+
+_IMAGES = ("rgb", "depth", "instances")
+_PER_FRAME = (
+    "cam_to_world",
+    "keypoints_3d",
+    "keypoints_2d",
+    "keypoints_depth",
+    "keypoints_visible",
+    "object_poses",
+    "effector",
+)
 
 
 def run_episode(
     out: Path | None, *, seed: int, index: int, frames: int, size: int, textures=None, effector: str = "hand"
 ) -> dict:
-    """Render one episode; write it under `out/episode_XXXXX` (or only return arrays if `out` is None)."""
-    rng = nav.episode_rng(seed, index, f"tabletop-{effector}")
-    world, model = build_world(rng, textures, size, effector)
-    wrist, yaw, closure, k = script(rng, world, frames)
-    head_sway = rng.uniform(-0.04, 0.04, size=2)
-    data = mujoco.MjData(model)
-    sites = [model.site(n).id for n in hands.keypoint_sites(effector)]
-    joint_qpos = {n: model.joint(n).qposadr[0] for n in hands.closure_qpos(effector, 0.0)}
-    objs = [
-        model.joint(f"j_i{o['id']}__object_{i}").qposadr[0] for i, o in enumerate(world.extras["movable"])
-    ]
-    eff = model.body(world.extras["effector_body"]).mocapid[0]
-    held, offset = False, None
-    rgb, depth, inst, poses, kp3, obj_poses, eff_state = [], [], [], [], [], [], []
-    with FrameRenderer(model, size, size, "ego") as cam:
-        for t in range(frames):
-            s = t / max(frames - 1, 1)
-            data.mocap_pos[0] = HEAD + (0.0, head_sway[0] * np.sin(np.pi * s), head_sway[1] * s)
-            data.mocap_quat[0] = nav.yaw_quat(0.1 * head_sway[0] * s)
-            quat = nav.yaw_quat(float(yaw[t]))
-            data.mocap_pos[eff], data.mocap_quat[eff] = wrist[t], quat
-            for name, q in hands.closure_qpos(effector, float(closure[t])).items():
-                data.qpos[joint_qpos[name]] = q
-            # grasp: the object follows the wrist rigidly while the effector is closed
-            adr = objs[k]
-            if closure[t] > 0.6 and not held:
-                held, offset = True, data.qpos[adr : adr + 3] - wrist[t]
-                offset = _rot(-yaw[t]) @ offset
-            elif closure[t] <= 0.6 and held:
-                held = False
-                data.qpos[adr + 2] = TABLE_HEIGHT + world.extras["movable"][k]["half_height"]
-            if held:
-                data.qpos[adr : adr + 3] = wrist[t] + _rot(yaw[t]) @ offset
-                data.qpos[adr + 3 : adr + 7] = quat
-            mujoco.mj_kinematics(model, data)
-            mujoco.mj_camlight(model, data)
-            frame = cam.render(data)
-            rgb.append(frame.rgb)
-            depth.append(frame.depth)
-            inst.append(frame.instances)
-            poses.append(cam.pose(data))
-            kp3.append(data.site_xpos[sites].copy())
-            obj_poses.append(np.stack([data.qpos[a : a + 7].copy() for a in objs]))
-            eff_state.append(np.r_[wrist[t], quat, closure[t]])
-        K = cam.K
-    kp3 = np.stack(kp3)  # [T, K, 3]
-    poses = np.stack(poses)
-    uvz = np.stack([project(p, K, c) for p, c in zip(kp3, poses)])  # [T, K, 3]
-    result = {
-        "rgb": np.stack(rgb),
-        "depth": np.stack(depth),
-        "instances": np.stack(inst),
-        "K": K,
-        "cam_to_world": poses,
-        "keypoints_3d": kp3,
-        "keypoints_2d": uvz[..., :2],
-        "keypoints_depth": uvz[..., 2],
-        "object_poses": np.stack(obj_poses),
-        "effector": np.stack(eff_state),
-        "effector_id": int(world.extras["effector_body"][1:].split("__")[0]),
-        "grasped": k,
-        "objects": world.objects_json(),
-    }
-    result["keypoints_visible"] = _visible(result)
+    """Render one episode.
+
+    With `out`, frames and ground truth are streamed into `out/episode_XXXXX` as they are rendered
+    (memory: one frame) and the returned dict holds only the small per-frame arrays ([T, ...]).
+    With `out` None nothing is written and the dict also holds rgb [T,H,W,3], depth [T,H,W] and
+    instances [T,H,W]. Both also hold K, effector_id, grasped, objects and frames.
+    """
+    from egoworld.worlds import writers
+
+    ep = Episode(seed=seed, index=index, frames=frames, size=size, textures=textures, effector=effector)
+    keep = _PER_FRAME if out is not None else _PER_FRAME + _IMAGES
+    acc: dict[str, list] = {key: [] for key in keep}
+    with contextlib.ExitStack() as stack:
+        if out is not None:
+            folder = out / episode_name(index)
+            (folder / "frames").mkdir(parents=True, exist_ok=True)
+            gt = stack.enter_context(
+                writers.GroundTruthWriter(folder / "gt", frames, (size, size), ep.K, ep.objects)
+            )
+        for t, f in enumerate(ep):
+            for key in keep:
+                acc[key].append(f[key])
+            if out is not None:  # zero-padded names sort in time order
+                writers.save_image(folder / "frames" / f"{t:05d}.png", f["rgb"])
+                gt.add(f["depth"], f["instances"], f["cam_to_world"])
+    result = {key: np.stack(val) for key, val in acc.items()}
+    result.update(K=ep.K, effector_id=ep.effector_id, grasped=ep.grasped, objects=ep.objects, frames=frames)
     if out is not None:
-        _write(out / episode_name(index), result, size)
+        np.save(folder / "keypoints_3d.npy", result["keypoints_3d"].astype(np.float32))
+        np.save(folder / "keypoints_2d.npy", result["keypoints_2d"].astype(np.float32))
+        np.save(folder / "keypoints_visible.npy", result["keypoints_visible"])
+        np.save(folder / "effector.npy", result["effector"].astype(np.float32))
+        writers.write_json(folder / "effector.json", hands.convention(effector))
+        np.save(folder / "gt" / "object_poses.npy", result["object_poses"].astype(np.float32))
     return result
 
 
-def _rot(yaw: float) -> np.ndarray:
-    c, s = np.cos(yaw), np.sin(yaw)
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+def keypoints_visible(uv, z, depth_HW, instances_HW, effector_id: int, tolerance: float = 0.02) -> np.ndarray:
+    """Visibility bool [K] of keypoints at pixels `uv` [K,2] with camera depth `z` [K] in one frame.
 
-
-def _visible(r: dict) -> np.ndarray:
-    """Keypoints inside the image whose pixel shows the effector or lies behind them."""
-    T, Kp, _ = r["keypoints_2d"].shape
-    H, W = r["depth"].shape[1:]
-    uv = np.rint(r["keypoints_2d"]).astype(int)
-    inside = (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H)
-    u, v = np.clip(uv[..., 0], 0, W - 1), np.clip(uv[..., 1], 0, H - 1)
-    t = np.arange(T)[:, None]
-    on_effector = r["instances"][t, v, u] == r["effector_id"]
-    return inside & (on_effector | (r["depth"][t, v, u] > r["keypoints_depth"] - 0.02))
+    Visible: in front of the camera (z > 0; a point behind it projects to a mirrored pixel), inside
+    the image, and its pixel shows the effector or something no nearer than the keypoint (- `tolerance` m).
+    """
+    H, W = depth_HW.shape
+    z = np.asarray(z, dtype=np.float64)
+    px = np.rint(np.nan_to_num(np.asarray(uv, dtype=np.float64), nan=-1.0, posinf=-1.0, neginf=-1.0))
+    px = px.clip(-1, max(H, W)).astype(int)
+    inside = (px[:, 0] >= 0) & (px[:, 0] < W) & (px[:, 1] >= 0) & (px[:, 1] < H)
+    u, v = np.clip(px[:, 0], 0, W - 1), np.clip(px[:, 1], 0, H - 1)
+    on_effector = instances_HW[v, u] == effector_id
+    return inside & (z > 0) & (on_effector | (depth_HW[v, u] > z - tolerance))
 
 
 def episode_name(index: int) -> str:
     return f"episode_{index:05d}"
-
-
-def _write(folder: Path, r: dict, size: int) -> None:
-    from egoworld.worlds import writers
-
-    writers.write_images(folder / "frames", r["rgb"], ".png")
-    for t in range(len(r["rgb"])):  # zero-padded names sort in time order
-        (folder / "frames" / f"{t}.png").rename(folder / "frames" / f"{t:05d}.png")
-    np.save(folder / "keypoints_3d.npy", r["keypoints_3d"].astype(np.float32))
-    np.save(folder / "keypoints_2d.npy", r["keypoints_2d"].astype(np.float32))
-    np.save(folder / "keypoints_visible.npy", r["keypoints_visible"])
-    np.save(folder / "effector.npy", r["effector"].astype(np.float32))
-    writers.write_ground_truth(
-        folder / "gt", r["depth"], r["instances"], r["K"], r["cam_to_world"], r["objects"], (size, size)
-    )
-    np.save(folder / "gt" / "object_poses.npy", r["object_poses"].astype(np.float32))
 
 
 # -- hooks used by egoworld.worlds.generate ---------------------------------------------------------
@@ -228,7 +239,7 @@ def job_list(episodes: int) -> list[dict]:
 
 def run_job(out: Path, **kwargs) -> dict:
     r = run_episode(out, **kwargs)
-    return {"name": episode_name(kwargs["index"]), "frames": len(r["rgb"]), "grasped_object": r["grasped"]}
+    return {"name": episode_name(kwargs["index"]), "frames": r["frames"], "grasped_object": r["grasped"]}
 
 
 def finalize(out: Path, spec, results: list[dict]) -> dict:
@@ -239,4 +250,5 @@ def finalize(out: Path, spec, results: list[dict]) -> dict:
         "fps": 30,
         "keypoints": hands.keypoint_sites(effector),
         "skeleton_edges": hands.skeleton_edges(effector),
+        "effector_convention": hands.convention(effector),
     }
