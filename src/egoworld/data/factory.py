@@ -17,7 +17,7 @@ from egoworld.actions.normalization import ActionNormalizer
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("nwm", "onex", "lerobot", "worlds-nav")
+FORMATS = ("nwm", "onex", "lerobot", "worlds-nav", "passive")
 
 
 def ensure_worlds_nav(data_cfg, size: int) -> Path:
@@ -80,6 +80,12 @@ def _open(data_cfg, model_cfg, normalizer: ActionNormalizer | None):
             resolution=resolution,
             normalizer=normalizer,
         )
+    if fmt == "passive":
+        from egoworld.data.passive import PassiveVideoDataset
+
+        return PassiveVideoDataset(path, context=1, horizon=horizon, stride=data_cfg.stride,
+                                   frame_step=data_cfg.frame_step, resolution=resolution,
+                                   action_dim=model_cfg.action_dim)  # fmt: skip
     if fmt == "onex":
         return OneXDataset(path, context=1, horizon=horizon, stride=data_cfg.stride, resolution=resolution,
                            normalizer=normalizer)  # fmt: skip
@@ -88,7 +94,14 @@ def _open(data_cfg, model_cfg, normalizer: ActionNormalizer | None):
 
 
 def fit_normalizer(data_cfg, model_cfg) -> ActionNormalizer:
-    """Per-dimension mean/std of the training actions (without normalization applied)."""
+    """Per-dimension mean/std of the training actions (without normalization applied).
+
+    Passive videos have no actions: their statistics are the identity (mean 0, std 1).
+    """
+    if data_cfg.format == "passive":
+        from egoworld.data.passive import zero_action_normalizer
+
+        return zero_action_normalizer(model_cfg.action_dim)
     raw = _open(data_cfg, model_cfg, None)
     meta = {"dataset": getattr(raw, "dataset_name", data_cfg.format)}
     if getattr(raw, "spacing", None) is not None:

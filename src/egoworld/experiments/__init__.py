@@ -1,0 +1,1 @@
+"""Experiments that reproduce the papers' claims in miniature (`egoworld experiment ...`)."""

@@ -1,0 +1,263 @@
+"""EgoWM's internet-prior claim in miniature: passive pretraining, action fine-tuning, baselines, eval.
+
+Stages (each skipped when its output already exists, so an interrupted run continues):
+
+1. data: unlabeled passive videos of many worlds; a small labeled nav set (a fraction of the
+   worlds); held-out nav worlds; painting images and held-out nav worlds textured with them.
+2. prior: `egoworld.train.train` on the passive videos with zero actions and lr_actions = 0, so
+   the action encoder stays exactly zero (configs/experiment/internet-prior-passive.yaml).
+3. finetune: init_from the prior, labeled nav data, action LR 10x the base LR
+   (internet-prior-finetune.yaml); scratch: the same from random weights, same data and steps
+   (internet-prior-scratch.yaml).
+4. eval: every model on both domains (`experiments.evaluation`), plus two reference rows.
+5. report: results.json, results.md and rollouts.png in `out/`.
+
+    out/data/{passive, nav-train, nav-eval, paintings, nav-paintings}
+    out/runs/{prior, finetune, scratch}/final
+    out/eval/<model>__<domain>.json, .npz      out/results.{json,md}, out/rollouts.png
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from egoworld.experiments.budgets import Budget, get_budget
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILES = {
+    "prior": "internet-prior-passive.yaml",
+    "finetune": "internet-prior-finetune.yaml",
+    "scratch": "internet-prior-scratch.yaml",
+}
+# evaluated rows: name -> (run whose final model is rolled out, or a reference kind)
+MODELS = {
+    "prior+finetune": "finetune",
+    "scratch": "scratch",
+    "prior (no actions)": "prior",
+    "copy first frame": "copy-first-frame",
+    "GT video, flow-tracked": "gt-tracked",
+}
+DOMAINS = ("in-domain", "paintings")
+SEEDS = {"passive": 11, "nav-train": 12, "nav-eval": 13, "nav-paintings": 14, "paintings": 15}
+
+
+def default_config_dir() -> Path:
+    """configs/experiment of the source checkout (or of the current folder)."""
+    here = Path(__file__).resolve().parents[3] / "configs" / "experiment"
+    return here if here.is_dir() else Path("configs") / "experiment"
+
+
+def prepare_data(out: Path, budget: Budget, workers: int = 1) -> dict[str, Path]:
+    """Generate every dataset the experiment needs (a no-op for those already there)."""
+    from egoworld.experiments.paintings import write_paintings
+    from egoworld.worlds.generate import WorldSpec, generate
+
+    data = out / "data"
+    paths = {name: data / name for name in ("passive", "nav-train", "nav-eval", "paintings", "nav-paintings")}
+    write_paintings(paths["paintings"], budget.paintings, seed=SEEDS["paintings"])
+    specs = {
+        "passive": WorldSpec("passive", budget.passive_worlds, budget.passive_frames, budget.render_size),
+        "nav-train": WorldSpec("nav", budget.nav_worlds, budget.nav_frames, budget.render_size),
+        "nav-eval": WorldSpec("nav", budget.eval_worlds, budget.eval_frames, budget.render_size),
+        "nav-paintings": WorldSpec(
+            "nav",
+            budget.eval_worlds,
+            budget.eval_frames,
+            budget.render_size,
+            textures=str(paths["paintings"]),
+        ),
+    }
+    for name, spec in specs.items():
+        spec.seed, spec.workers = SEEDS[name], workers
+        if not _generated_already(paths[name], spec):
+            generate(spec, paths[name], progress=False)
+    return paths
+
+
+def _generated_already(folder: Path, spec) -> bool:
+    """True when `folder` holds the dataset `spec` asks for, made by any generator version.
+
+    A later generator version would make different worlds; keeping the existing ones lets the
+    later stages of a run use the data its models were trained on.
+    """
+    marker = folder / "egoworld_world.json"
+    if not marker.is_file():
+        return False
+    have = json.loads(marker.read_text())
+    want = {
+        "task": spec.task,
+        "seed": spec.seed,
+        "episodes": spec.episodes,
+        "frames": spec.frames,
+        "size": spec.size,
+    }
+    if any(have.get(k) != v for k, v in want.items()) or (have.get("textures") == "procedural") != (
+        spec.textures is None
+    ):
+        return False
+    if str(have.get("generator_version")) != str(egoworld_generator_version()):
+        logger.warning(
+            "%s was made by generator version %s (now %s); using it as it is",
+            folder,
+            have.get("generator_version"),
+            egoworld_generator_version(),
+        )
+    return True
+
+
+def egoworld_generator_version() -> str:
+    from egoworld.worlds import GENERATOR_VERSION
+
+    return GENERATOR_VERSION
+
+
+def stage_config(name: str, out: Path, budget: Budget, config_dir: Path, data: dict[str, Path]):
+    """The `TrainConfig` of one training stage: its YAML file plus this run's paths and budget."""
+    from egoworld.train_config import load_config
+
+    path = Path(config_dir) / CONFIG_FILES[name]
+    overrides = {
+        "run_dir": out / "runs" / name,
+        "data.path": data["passive" if name == "prior" else "nav-train"],
+        "max_steps": budget.prior_steps if name == "prior" else budget.finetune_steps,
+        "batch_size": budget.batch_size,
+        "model.preset": budget.preset,
+        "model.num_frames": budget.num_frames,
+        "model.height": budget.size,
+        "model.width": budget.size,
+        "model.num_inference_steps": budget.inference_steps,
+        "checkpoint_every": max(1, min(100, budget.prior_steps // 4)),
+    }
+    if name == "finetune":
+        overrides["init_from"] = out / "runs" / "prior" / "final"
+    return load_config(path, [f"--{k}={v}" for k, v in overrides.items()])
+
+
+def train_stage(cfg) -> tuple[Path, float]:
+    """Train (or resume, or skip when finished) one stage; returns (final model folder, wall seconds)."""
+    from egoworld.train import train
+
+    final = Path(cfg.run_dir) / "final"
+    if (Path(cfg.run_dir) / "final_state.json").is_file() and final.is_dir():
+        logger.info("%s is trained already", cfg.run_dir)
+        return final, 0.0
+    start = time.perf_counter()
+    final = train(cfg)
+    return final, time.perf_counter() - start
+
+
+def evaluate_all(out: Path, budget: Budget, data: dict[str, Path]) -> dict:
+    """Every row of the table on both domains; cached per (row, domain) in out/eval/."""
+    import torch
+
+    from egoworld.experiments.evaluation import evaluate_model, load_eval_clips, summarize
+    from egoworld.world_model import WorldModel
+
+    clips = {
+        "in-domain": load_eval_clips(data["nav-eval"], budget.eval_frames, budget.size),
+        "paintings": load_eval_clips(data["nav-paintings"], budget.eval_frames, budget.size),
+    }
+    results: dict = {}
+    for row, source in MODELS.items():
+        model = None
+        if source in CONFIG_FILES:
+            model = WorldModel.from_pretrained(out / "runs" / source / "final").eval()
+        for domain in DOMAINS:
+            key = f"{source}__{domain}"
+            cached = out / "eval" / f"{key}.json"
+            if cached.is_file():
+                results[(row, domain)] = json.loads(cached.read_text())
+                continue
+            seeds = list(budget.sampling_seeds) if model is not None else [0]
+            start = time.perf_counter()
+            torch.manual_seed(0)
+            run = evaluate_model(
+                model, clips[domain], seeds, steps=budget.inference_steps, kind="model" if model else source
+            )
+            entry = {
+                "summary": summarize(run["per_seed"]),
+                "per_seed": {str(s): v for s, v in run["per_seed"].items()},
+                "trim_at": {c.name: c.trim_at for c in clips[domain]},
+                "objects": {c.name: c.object_names for c in clips[domain]},
+                "seconds": time.perf_counter() - start,
+            }
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(
+                out / "eval" / f"{key}.npz", **{f"seed{s}": p for s, p in run["predictions"].items()}
+            )
+            cached.write_text(json.dumps(entry, indent=1))
+            results[(row, domain)] = entry
+    return results
+
+
+STAGES = ("data", "prior", "scratch", "finetune", "eval")
+
+
+def record_time(out: Path, key: str, seconds: float) -> None:
+    """Add one stage's wall time to out/times.json (kept across resumed runs)."""
+    path = out / "times.json"
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    times[key] = round(seconds, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(times, indent=1))
+
+
+def run_internet_prior(
+    out: str | Path,
+    budget: str | Budget = "full",
+    *,
+    config_dir: str | Path | None = None,
+    workers: int = 1,
+    stages: tuple[str, ...] = STAGES,
+) -> dict | None:
+    """Run (or continue) the experiment's `stages` into `out`.
+
+    The stages are independent processes' worth of work: "prior" and "scratch" can run at the same
+    time (two single-threaded processes use the two cores of a small machine); "finetune" needs the
+    prior; "eval" needs all three models and then writes the report. Returns the report after
+    "eval", else None.
+    """
+    # diffusers (through torch._dynamo) loads triton, which crashes when MuJoCo's EGL libraries were
+    # loaded first in the same process: import the model code before generating any world.
+    import egoworld.world_model  # noqa: F401
+    from egoworld.experiments.report import write_report
+
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; expected some of {STAGES}")
+    out = Path(out)
+    budget = get_budget(budget) if isinstance(budget, str) else budget
+    config_dir = Path(config_dir) if config_dir is not None else default_config_dir()
+    for name in CONFIG_FILES.values():
+        if not (config_dir / name).is_file():
+            raise FileNotFoundError(
+                f"{config_dir / name} not found; expected the experiment configs (pass --configs DIR)"
+            )
+    t0 = time.perf_counter()
+    data = prepare_data(out, budget, workers)  # every stage needs the paths; a no-op once generated
+    if "data" in stages and time.perf_counter() - t0 > 1.0:  # not when it was all there already
+        record_time(out, "data", time.perf_counter() - t0)
+    for name in ("prior", "finetune", "scratch"):
+        if name in stages:
+            if name == "finetune" and not (out / "runs" / "prior" / "final_state.json").is_file():
+                raise FileNotFoundError(
+                    f"{out / 'runs' / 'prior' / 'final'} is missing; run the 'prior' stage before 'finetune'"
+                )
+            _, seconds = train_stage(stage_config(name, out, budget, config_dir, data))
+            if seconds:
+                record_time(out, f"train_{name}", seconds)
+    if "eval" not in stages:
+        return None
+    missing = [n for n in CONFIG_FILES if not (out / "runs" / n / "final_state.json").is_file()]
+    if missing:
+        raise FileNotFoundError(f"models not trained yet: {missing}; run those stages before 'eval'")
+    t0 = time.perf_counter()
+    results = evaluate_all(out, budget, data)
+    record_time(out, "eval", time.perf_counter() - t0)
+    return write_report(out, budget, results, config_dir)
