@@ -57,9 +57,11 @@ def run_demo(
         raise ValueError(f"the demo world renders square frames; the model is {c.height}x{c.width}")
     out = Path(out)
     world_dir = out / f"world-seed{seed}"
-    generate(
-        WorldSpec(task="nav", episodes=1, frames=frames, size=c.height, seed=seed), world_dir, progress=False
-    )
+    # Small models are trained on worlds rendered at 64 px and resized, as the experiment does.
+    # One walk is a demo, not a dataset split: the generator's train==test warning does not apply.
+    spec = WorldSpec(task="nav", episodes=1, frames=frames, size=max(64, c.height), seed=seed)
+    logging.getLogger("egoworld.worlds.nav").setLevel(logging.ERROR)
+    generate(spec, world_dir, progress=False)
     meta = json.loads((world_dir / "egoworld_world.json").read_text())
     clip = NWMDataset(
         world_dir,
