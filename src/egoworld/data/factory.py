@@ -59,6 +59,7 @@ def _open(data_cfg, model_cfg, normalizer: ActionNormalizer | None):
     fmt = data_cfg.format
     if fmt not in FORMATS:
         raise ValueError(f"data.format={fmt!r} is not known; expected one of {FORMATS}")
+    windows = dict(context=1, horizon=horizon, stride=data_cfg.stride, resolution=resolution)
     if fmt == "worlds-nav":
         root = ensure_worlds_nav(data_cfg, max(model_cfg.height, model_cfg.width))
         meta = json.loads((root / "egoworld_world.json").read_text())
@@ -66,12 +67,9 @@ def _open(data_cfg, model_cfg, normalizer: ActionNormalizer | None):
             root,
             dataset_name=meta.get("dataset_name", "worlds"),
             spacing=float(meta.get("metric_waypoint_spacing", 0.25)),
-            context=1,
-            horizon=horizon,
-            stride=data_cfg.stride,
             frame_step=data_cfg.frame_step,
-            resolution=resolution,
             normalizer=normalizer,
+            **windows,
         )
     path = Path(data_cfg.path)
     if not path.exists():
@@ -81,24 +79,19 @@ def _open(data_cfg, model_cfg, normalizer: ActionNormalizer | None):
             path,
             split=data_cfg.split,
             dataset_name=data_cfg.dataset_name,
-            context=1,
-            horizon=horizon,
-            stride=data_cfg.stride,
             frame_step=data_cfg.frame_step,
-            resolution=resolution,
             normalizer=normalizer,
+            **windows,
         )
     if fmt == "passive":
         from egoworld.data.passive import PassiveVideoDataset
 
-        return PassiveVideoDataset(path, context=1, horizon=horizon, stride=data_cfg.stride,
-                                   frame_step=data_cfg.frame_step, resolution=resolution,
-                                   action_dim=model_cfg.action_dim)  # fmt: skip
+        return PassiveVideoDataset(
+            path, frame_step=data_cfg.frame_step, action_dim=model_cfg.action_dim, **windows
+        )
     if fmt == "onex":
-        return OneXDataset(path, context=1, horizon=horizon, stride=data_cfg.stride, resolution=resolution,
-                           normalizer=normalizer)  # fmt: skip
-    return LeRobotDataset(path, context=1, horizon=horizon, stride=data_cfg.stride, resolution=resolution,
-                          normalizer=normalizer)  # fmt: skip
+        return OneXDataset(path, normalizer=normalizer, **windows)
+    return LeRobotDataset(path, normalizer=normalizer, **windows)
 
 
 def fit_normalizer(data_cfg, model_cfg) -> ActionNormalizer:

@@ -38,17 +38,22 @@ GRIPPER_FINGER_LENGTH = 0.075  # tips 0.115 m from the flange, as the synthetic 
 GRIPPER_KEYPOINTS = 3  # wrist, thumb-side tip, index-side tip (the worlds' gripper skeleton)
 
 
-def _as_hands(keypoints: np.ndarray) -> np.ndarray:
-    """Validate keypoints and return them as ``[T, A, 21, 3]`` float64 (A hands)."""
+def _as_effectors(keypoints: np.ndarray, n: int, what: str, one: str, two: str) -> np.ndarray:
+    """Validate `[T, n, 3]` or `[T, 2, n, 3]` keypoints; return `[T, A, n, 3]` float64 (A effectors)."""
     kp = np.asarray(keypoints, dtype=np.float64)
-    if kp.ndim == 3 and kp.shape[1:] == (NUM_KEYPOINTS, 3):
+    if kp.ndim == 3 and kp.shape[1:] == (n, 3):
         return kp[:, None]
-    if kp.ndim == 4 and kp.shape[2:] == (NUM_KEYPOINTS, 3) and kp.shape[1] in (1, 2):
+    if kp.ndim == 4 and kp.shape[2:] == (n, 3) and kp.shape[1] in (1, 2):
         return kp
     raise ValueError(
-        f"hand keypoints have shape {list(kp.shape)}; expected [T, 21, 3] (one hand) "
-        f"or [T, 2, 21, 3] (both hands)"
+        f"{what} keypoints have shape {list(kp.shape)}; "
+        f"expected [T, {n}, 3] ({one}) or [T, 2, {n}, 3] ({two})"
     )
+
+
+def _as_hands(keypoints: np.ndarray) -> np.ndarray:
+    """Validate keypoints and return them as ``[T, A, 21, 3]`` float64 (A hands)."""
+    return _as_effectors(keypoints, NUM_KEYPOINTS, "hand", "one hand", "both hands")
 
 
 def project_keypoints(
@@ -208,15 +213,8 @@ def gripper_to_hand_keypoints(
 
 def _as_grippers(keypoints: np.ndarray) -> np.ndarray:
     """Validate gripper keypoints and return them as ``[T, A, 3, 3]`` float64."""
-    kp = np.asarray(keypoints, dtype=np.float64)
-    if kp.ndim == 3 and kp.shape[1:] == (GRIPPER_KEYPOINTS, 3):
-        return kp[:, None]
-    if kp.ndim == 4 and kp.shape[2:] == (GRIPPER_KEYPOINTS, 3) and kp.shape[1] in (1, 2):
-        return kp
-    raise ValueError(
-        f"gripper keypoints have shape {list(kp.shape)}; expected [T, 3, 3] (wrist, thumb-side tip, "
-        f"index-side tip) or [T, 2, 3, 3] (two grippers)"
-    )
+    one = "wrist, thumb-side tip, index-side tip"
+    return _as_effectors(keypoints, GRIPPER_KEYPOINTS, "gripper", one, "two grippers")
 
 
 def gripper_keypoints_to_hand_keypoints(
