@@ -240,6 +240,7 @@ class WorldModel(nn.Module):
             if state is None
             else torch.as_tensor(np.asarray(state, dtype=np.float32))[None].to(self.device)
         )
+        # Later chunks reuse the initial state (Eq. 6): the state at a chunk's start is not predicted.
         n, f = a.shape[0], c.num_frames
         chunks = max(1, math.ceil((n - 1) / (f - 1)))
         frames = [img[0]]
