@@ -9,7 +9,7 @@
    window's first frame with ground-truth depth (the hand left out, movable objects as object
    instances), rendered along the window's cameras (scene video + unobserved mask); the skeleton
    video is drawn from the recorded hand keypoints. Latents are cached (the codec is frozen).
-3. Trains three `tiny-pixel` observation models with the same time budget: full, w/o scene
+3. Trains three `tiny-pixel` observation models with the same number of steps: full, w/o scene
    render, w/o mask (the paper's ablation table).
 4. On each held-out episode: S_0 from frame 0, the closed loop (`EgoSim`, ground-truth
    reconstruction backend) for 2 clips (17 frames). "single clip" scores frames 1–8 of clip 1,
