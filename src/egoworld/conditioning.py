@@ -27,6 +27,7 @@ from torch import nn
 from egoworld.actions.encoders import ENCODERS, ActionEncoder
 from egoworld.backbones import adapter_by_name, adapter_for
 from egoworld.io_utils import atomic_dir
+from egoworld.weights import load_local
 
 CONFIG_NAME = "egoworld_conditioning.json"
 
@@ -148,12 +149,12 @@ class ActionConditionedModel(nn.Module):
             if not (directory / "base" / "config.json").is_file():
                 raise FileNotFoundError(f"{directory / 'base'} holds no base model; pass base=... or save it")
             base_cls = getattr(diffusers, meta["base_class"])
-            base = base_cls.from_pretrained(directory / "base", torch_dtype=torch_dtype)
+            base = load_local(base_cls, directory / "base", torch_dtype=torch_dtype)
         elif adapter_for(base).name != adapter_by_name(meta["backbone"]).name:
             raise ValueError(
                 f"base is a {type(base).__name__}; the saved model expects a {meta['base_class']}"
             )
-        encoder = ActionEncoder.from_pretrained(directory / "action_encoder")
+        encoder = load_local(ActionEncoder, directory / "action_encoder")
         return cls(base, encoder.to(base.device))
 
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -29,76 +27,11 @@ from egoworld.families.flow import CosmosFamily, WanI2VFamily
 from egoworld.families.svd import SVDFamily
 from egoworld.image_encoder import ImageEncoder, tiny_clip
 from egoworld.io_utils import atomic_dir
+from egoworld.model_config import WorldModelConfig
+from egoworld.weights import load_local
 
 FAMILIES = {"svd": SVDFamily, "cosmos": CosmosFamily, "wan": WanI2VFamily}
 CONFIG_NAME = "egoworld_world_model.json"
-
-
-@dataclass
-class WorldModelConfig:
-    """What a world model is: backbone family and size, action space, clip shape, sampling defaults.
-
-    Args:
-        family: "svd" (UNet, EDM), "cosmos" (Cosmos Predict2 DiT, flow) or "wan" (Wan i2v/InP DiT, flow).
-        preset: backbone size for randomly initialised models ("tiny", "svd-xt", "cosmos-predict2-2b", ...).
-        action_dim: width of one action (3 navigation, 25 humanoid).
-        state_dim: width of the initial state (Eq. 6), or None.
-        encoder: action encoder, "sincos" (SVD variant) or "mlp" (Cosmos variant).
-        hidden_dim: width of the action encoder's features.
-        num_frames: video frames per generated chunk (SVD: any; Cosmos/Wan: 4k+1).
-        height, width: frame size in pixels.
-        fps, motion_bucket_id, cond_aug: SVD's micro-conditioning (`added_time_ids`).
-        cfg_dropout: probability of dropping the image condition in training (enables guidance).
-        P_mean, P_std: EDM's log-normal noise levels (SVD).
-        flow_shift: the flow schedule's shift (Cosmos/Wan), sampler: "euler" or "unipc".
-        num_inference_steps, guidance: sampling defaults.
-        use_image_encoder: condition on a CLIP image embedding (SVD, Wan i2v).
-        codec: "vae" (the backbone's own VAE) or "pixel" (identity; SVD family only, for small
-            models trained here without a pretrained VAE).
-    """
-
-    family: str = "svd"
-    preset: str = "tiny"
-    action_dim: int = 3
-    state_dim: int | None = None
-    encoder: str = "sincos"
-    hidden_dim: int = 256
-    num_frames: int = 8
-    height: int = 64
-    width: int = 64
-    fps: int = 5
-    motion_bucket_id: int = 127
-    cond_aug: float = 0.02
-    cfg_dropout: float = 0.1
-    P_mean: float = 0.7
-    P_std: float = 1.6
-    flow_shift: float = 3.0
-    sampler: str = "euler"
-    num_inference_steps: int = 25
-    guidance: float = 1.0
-    use_image_encoder: bool = True
-    codec: str = "vae"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        if self.family not in FAMILIES:
-            raise ValueError(f"family={self.family!r} is not known; expected one of {sorted(FAMILIES)}")
-        if self.family != "svd" and (self.num_frames - 1) % 4:
-            raise ValueError(
-                f"num_frames={self.num_frames} for {self.family}; expected 4k+1 (the VAE is 4x in time)"
-            )
-        if self.num_frames < 2:
-            raise ValueError(
-                f"num_frames={self.num_frames}; expected at least 2 (a condition and a future frame)"
-            )
-        if self.codec not in ("vae", "pixel"):
-            raise ValueError(f"codec={self.codec!r}; expected 'vae' or 'pixel'")
-        if self.codec == "pixel" and self.family != "svd":
-            raise ValueError(
-                f"codec='pixel' needs family='svd' (no temporal compression); got {self.family!r}"
-            )
-        if self.height % 8 or self.width % 8:
-            raise ValueError(f"frame size {self.height}x{self.width}; expected multiples of 8")
 
 
 def _build_components(config: WorldModelConfig):
@@ -315,14 +248,13 @@ class WorldModel(nn.Module):
         if config.codec == "pixel":
             codec = PixelCodec()
         elif config.family == "svd":
-            codec = SVDCodec(AutoencoderKLTemporalDecoder.from_pretrained(directory / "vae"))
+            codec = SVDCodec(load_local(AutoencoderKLTemporalDecoder, directory / "vae"))
         else:
-            codec = WanCodec(AutoencoderKLWan.from_pretrained(directory / "vae"))
+            codec = WanCodec(load_local(AutoencoderKLWan, directory / "vae"))
         image_encoder = None
         if (directory / "image_encoder").is_dir():
-            image_encoder = ImageEncoder(
-                CLIPVisionModelWithProjection.from_pretrained(directory / "image_encoder")
-            )
+            clip = load_local(CLIPVisionModelWithProjection, directory / "image_encoder")
+            image_encoder = ImageEncoder(clip)
         normalizer = None
         if (directory / "normalization.json").is_file():
             normalizer = ActionNormalizer.load(directory / "normalization.json")  # checked in __init__

@@ -40,6 +40,7 @@ from torch import nn
 from egoworld.codecs import WanCodec
 from egoworld.io_utils import atomic_dir
 from egoworld.objectives.flow import RectifiedFlow
+from egoworld.weights import load_local
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def load_inp_transformer(path: str | Path, torch_dtype: torch.dtype | None = Non
             "pipeline folder, e.g. a diffusers conversion of alibaba-pai/Wan2.1-Fun-1.3B-InP copied here) "
             f"or {path / 'config.json'}; nothing is downloaded"
         )
-    model = WanTransformer3DModel.from_pretrained(folder, torch_dtype=torch_dtype, local_files_only=True)
+    model = load_local(WanTransformer3DModel, folder, torch_dtype=torch_dtype)
     c = model.config
     if c.in_channels != 2 * c.out_channels + MASK_CHANNELS:
         raise ValueError(
@@ -387,7 +388,7 @@ class ObservationModel(nn.Module):
         transformer = expand_inp_to_52(load_inp_transformer(path), share_weights=True)
         if not (path / "vae" / "config.json").is_file():
             raise FileNotFoundError(f"no Wan VAE at {path / 'vae'}; expected the pipeline's vae/ folder")
-        codec = WanCodec(AutoencoderKLWan.from_pretrained(path / "vae", local_files_only=True))
+        codec = WanCodec(load_local(AutoencoderKLWan, path / "vae"))
         image_encoder = None
         if config.use_image_encoder:
             image_encoder = _load_clip(path / "image_encoder")
@@ -417,11 +418,11 @@ class ObservationModel(nn.Module):
             config = ObservationConfig(**raw)
         except (json.JSONDecodeError, TypeError) as err:
             raise ValueError(f"{directory / CONFIG_NAME} is not a valid observation config: {err}") from err
-        transformer = WanTransformer3DModel.from_pretrained(directory / "transformer", local_files_only=True)
+        transformer = load_local(WanTransformer3DModel, directory / "transformer")
         if config.codec == "pixel":
             codec = PixelCodec(config.pixel_downscale)
         else:
-            codec = WanCodec(AutoencoderKLWan.from_pretrained(directory / "vae", local_files_only=True))
+            codec = WanCodec(load_local(AutoencoderKLWan, directory / "vae"))
         image_encoder = (
             _load_clip(directory / "image_encoder") if (directory / "image_encoder").is_dir() else None
         )
@@ -598,7 +599,7 @@ def _load_clip(folder: Path):
             f"no CLIP image encoder at {folder}; expected the pipeline's image_encoder/ folder "
             "(or set use_image_encoder=False)"
         )
-    return ImageEncoder(CLIPVisionModelWithProjection.from_pretrained(folder, local_files_only=True))
+    return ImageEncoder(load_local(CLIPVisionModelWithProjection, folder))
 
 
 # --------------------------------------------------------------------------- a small trainer
