@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from egoworld import noise
 from egoworld.objectives.flow import RectifiedFlow
 
 SIGMA_CONDITIONING = 1e-4
@@ -33,7 +34,7 @@ class _FlowFamily:
         b = x0.shape[0]
         cond = self.conditions(wm, video_BFCHW[:, 0], x0, generator)
         t = self.objective.sample_t(b, generator=generator, device=x0.device).view(-1, 1, 1, 1, 1)
-        eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+        eps = noise.randn(x0.shape, generator, x0.device)
         x_t = self.objective.interpolate(x0, eps, t)
         v_pred = self.velocity(wm, x_t, t.flatten(), cond, actions, state)
         return self.objective.loss(v_pred, self.objective.target(x0, eps), cond.get("loss_mask"))
@@ -43,7 +44,7 @@ class _FlowFamily:
         b, ch = image_BCHW.shape[0], wm.codec.latent_channels
         frames = (actions.shape[1] - 1) // 4 + 1
         h, w = (s // wm.codec.spatial_compression for s in image_BCHW.shape[-2:])
-        latents = torch.randn((b, ch, frames, h, w), generator=generator, device=image_BCHW.device)
+        latents = noise.randn((b, ch, frames, h, w), generator, image_BCHW.device)
         cond = self.conditions(wm, image_BCHW, latents, generator)
         sched = self.objective.scheduler(self.config.sampler)
         sched.set_timesteps(num_inference_steps, device=latents.device)

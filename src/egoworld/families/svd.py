@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from egoworld import noise
 from egoworld.objectives.edm import EDM
 
 
@@ -26,8 +27,8 @@ class SVDFamily:
 
     def _conditions(self, wm, image_BCHW: torch.Tensor, generator=None):
         c = self.config
-        noise = torch.randn(image_BCHW.shape, generator=generator, device=image_BCHW.device)
-        z_cond = wm.codec.encode_condition(image_BCHW + c.cond_aug * noise)  # [B, C, h, w], unscaled
+        aug = noise.randn(image_BCHW.shape, generator, image_BCHW.device)
+        z_cond = wm.codec.encode_condition(image_BCHW + c.cond_aug * aug)  # [B, C, h, w], unscaled
         if wm.image_encoder is not None:
             emb = wm.image_encoder.embeds(image_BCHW)  # [B, 1, D]
         else:
@@ -47,11 +48,11 @@ class SVDFamily:
         b = video_BFCHW.shape[0]
         x0 = wm.codec.encode(video_BFCHW, generator)  # [B, F, C, h, w]
         z_cond, emb, ids = self._conditions(wm, video_BFCHW[:, 0], generator)
-        drop = torch.rand(b, generator=generator, device=x0.device) < self.config.cfg_dropout
+        drop = noise.rand((b,), generator, x0.device) < self.config.cfg_dropout
         keep = (~drop).float()
         z_cond, emb = z_cond * keep.view(-1, 1, 1, 1), emb * keep.view(-1, 1, 1).to(emb.dtype)
         sigma = self.objective.sample_sigma(b, generator=generator, device=x0.device)
-        n = torch.randn(x0.shape, generator=generator, device=x0.device)
+        n = noise.randn(x0.shape, generator, x0.device)
         x = x0 + sigma.view(-1, 1, 1, 1, 1) * n
         denoised = self._denoise(wm, x, sigma, z_cond, emb, ids, actions, state)
         return self.objective.loss(denoised, x0, sigma)
@@ -64,7 +65,7 @@ class SVDFamily:
         sched.set_timesteps(num_inference_steps, device=image_BCHW.device)
         b, ch = image_BCHW.shape[0], wm.codec.latent_channels
         h, w = (s // wm.codec.spatial_compression for s in image_BCHW.shape[-2:])
-        latents = torch.randn((b, num_frames, ch, h, w), generator=generator, device=image_BCHW.device)
+        latents = noise.randn((b, num_frames, ch, h, w), generator, image_BCHW.device)
         latents = latents * sched.init_noise_sigma
         use_cfg = guidance > 1.0
         # SVD: guidance grows linearly from 1 at the first frame to `guidance` at the last

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from diffusers import EulerDiscreteScheduler
 
+from egoworld import noise
+
 
 @dataclass
 class EDM:
@@ -36,7 +38,7 @@ class EDM:
         return c_skip, c_out, c_in, c_noise
 
     def sample_sigma(self, n: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        ln_sigma = torch.randn(n, generator=generator, device=device) * self.P_std + self.P_mean
+        ln_sigma = noise.randn((n,), generator, device) * self.P_std + self.P_mean
         return ln_sigma.exp()
 
     @staticmethod

@@ -36,9 +36,9 @@ class RectifiedFlow:
             logit_mean=self.logit_mean,
             logit_std=self.logit_std,
             mode_scale=1.29,
-            device=device or "cpu",
+            device=generator.device if generator is not None else (device or "cpu"),
             generator=generator,
-        )
+        ).to(device or "cpu")  # drawn where the generator lives (see egoworld.noise)
         return self.shift * u / (1 + (self.shift - 1) * u)
 
     @staticmethod

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
 from torch import nn
 
+from egoworld import noise
 from egoworld.codecs import WanCodec
 from egoworld.io_utils import atomic_dir
 from egoworld.objectives.flow import RectifiedFlow
@@ -514,14 +515,14 @@ class ObservationModel(nn.Module):
         """Rectified-flow loss (mean over the batch) on cached latents and conditions."""
         b = x0.shape[0]
         if self.config.action_dropout > 0:
-            drop = torch.rand(b, generator=generator, device=x0.device) < self.config.action_dropout
+            drop = noise.rand((b,), generator, x0.device) < self.config.action_dropout
             if drop.any():
                 y = cond["y"].clone()
                 c = x0.shape[1]
                 y[drop, MASK_CHANNELS + c :] = self._black_skeleton_latent(y).to(y)
                 cond = {**cond, "y": y}
         t = self.objective.sample_t(b, generator=generator, device=x0.device)
-        eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+        eps = noise.randn(x0.shape, generator, x0.device)
         x_t = self.objective.interpolate(x0, eps, t.view(-1, 1, 1, 1, 1))
         v_pred = self.velocity(x_t, t, cond)
         return self.objective.loss(v_pred, self.objective.target(x0, eps)).mean()
