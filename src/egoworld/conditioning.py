@@ -165,7 +165,8 @@ def condition_on_actions(
     state_dim: int | None = None,
     encoder: str = "sincos",
     hidden_dim: int = 256,
-    num_frequencies: int = 32,
+    num_frequencies: int = 16,
+    feature_scale: float = 1.0,
 ) -> ActionConditionedModel:
     """Wrap an unchanged diffusers denoiser so that `forward(..., actions=[B, F, action_dim])` works.
 
@@ -188,6 +189,7 @@ def condition_on_actions(
         temporal_compression=adapter.temporal_compression,
         hidden_dim=hidden_dim,
         num_frequencies=num_frequencies,
+        feature_scale=feature_scale,
     )
     device = next(model.parameters()).device
     return ActionConditionedModel(model, action_encoder.to(device))

@@ -25,12 +25,14 @@ ENCODERS = ("sincos", "mlp")
 class SinCosFeatures(nn.Module):
     """Each scalar -> `num_frequencies` sine/cosine pairs, concatenated over scalars.
 
-    Uses diffusers' timestep embedding (the same sinusoid the backbones use for t) on the
-    scaled scalar; `scale` maps normalised actions (about [-1, 1]) onto the range of
-    frequencies that timesteps in [0, 1000] see.
+    Uses diffusers' timestep embedding (the same sinusoid the backbones use for t) on
+    `scale * x`. The EgoWM release embeds each normalised scalar (about [-1, 1]) at scale 1 with 16
+    frequencies: the features are smooth in the action, so nearby actions get nearby features. At
+    scale 1000 (the range timesteps see) the fastest sinusoids wrap many times over [-1, 1] and an
+    action change of 0.01 moves the features by ~4.7 — close to a hash the MLP must memorise.
     """
 
-    def __init__(self, num_frequencies: int = 32, scale: float = 1000.0):
+    def __init__(self, num_frequencies: int = 16, scale: float = 1.0):
         super().__init__()
         self.num_frequencies = num_frequencies
         self.scale = scale
@@ -43,10 +45,12 @@ class SinCosFeatures(nn.Module):
         return emb.reshape(*x.shape[:-1], x.shape[-1] * 2 * self.num_frequencies).to(x.dtype)
 
 
-def _feature_net(kind: str, in_dim: int, hidden_dim: int, num_frequencies: int) -> nn.Sequential:
+def _feature_net(
+    kind: str, in_dim: int, hidden_dim: int, num_frequencies: int, scale: float
+) -> nn.Sequential:
     if kind == "sincos":  # the SVD variant: sinusoids per scalar, then a small MLP
         return nn.Sequential(
-            SinCosFeatures(num_frequencies),
+            SinCosFeatures(num_frequencies, scale),
             nn.Linear(in_dim * 2 * num_frequencies, hidden_dim),
             nn.SiLU(),
         )
@@ -103,7 +107,9 @@ class ActionEncoder(ModelMixin, ConfigMixin):
         state_dim: width of the initial state (Eq. 6), or None.
         temporal_compression: 1 (SVD: F = T) or 4 (Wan/Cosmos VAEs: F = 4(T-1)+1).
         hidden_dim: width of the per-frame features.
-        num_frequencies: sinusoid frequencies per scalar (the EgoWM release uses 32).
+        num_frequencies: sinusoid frequencies per scalar (the EgoWM release: 16, i.e. 32 features).
+        feature_scale: multiplies each scalar before the sinusoids (the release: 1; models saved
+            before this option existed used 1000 and say so in their config).
     """
 
     @register_to_config
@@ -115,18 +121,21 @@ class ActionEncoder(ModelMixin, ConfigMixin):
         state_dim: int | None = None,
         temporal_compression: int = 1,
         hidden_dim: int = 256,
-        num_frequencies: int = 32,
+        num_frequencies: int = 16,
+        feature_scale: float = 1.0,
     ):
         super().__init__()
         if action_dim < 1 or embed_dim < 1:
             raise ValueError(f"action_dim={action_dim} and embed_dim={embed_dim} must be >= 1")
-        self.features = _feature_net(encoder, action_dim, hidden_dim, num_frequencies)
+        self.features = _feature_net(encoder, action_dim, hidden_dim, num_frequencies, feature_scale)
         self.downsample = (
             TemporalDownsample(hidden_dim, temporal_compression) if temporal_compression > 1 else None
         )
         self.proj_out = nn.Linear(hidden_dim, embed_dim)
         self.state_features = (
-            _feature_net(encoder, state_dim, hidden_dim, num_frequencies) if state_dim else None
+            _feature_net(encoder, state_dim, hidden_dim, num_frequencies, feature_scale)
+            if state_dim
+            else None
         )
         self.state_proj_out = nn.Linear(hidden_dim, embed_dim) if state_dim else None
         self.zero_init_outputs()
