@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -26,20 +25,33 @@ def tiny_clip(projection_dim: int, hidden_size: int = 32) -> CLIPVisionModelWith
 
 
 class ImageEncoder(nn.Module):
-    """Resize + normalise an image in [-1, 1] the CLIP way, then embed it."""
+    """Resize + normalise an image in [-1, 1] the way the pipelines do, then embed it with CLIP.
 
-    def __init__(self, clip: CLIPVisionModelWithProjection):
+    `embeds` follows `StableVideoDiffusionPipeline._encode_image` for an image given as a picture:
+    the SVD pipeline's own anti-aliased resize (Gaussian blur, then bicubic) of the [-1, 1] image to
+    CLIP's input size, back to [0, 1], then the feature extractor's mean/std (no clamping).
+    `mean`/`std` default to OpenAI CLIP's; an imported pipeline passes its feature extractor's.
+    """
+
+    def __init__(
+        self,
+        clip: CLIPVisionModelWithProjection,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+    ):
         super().__init__()
         self.clip = clip
-        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(mean or CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std or CLIP_STD).view(1, 3, 1, 1), persistent=False)
 
     def _pixels(self, image_BCHW: torch.Tensor) -> torch.Tensor:
-        size = self.clip.config.image_size
-        x = F.interpolate(
-            image_BCHW.float(), size=(size, size), mode="bicubic", antialias=True, align_corners=False
+        from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
+            _resize_with_antialiasing,  # the reference resize, imported rather than re-written
         )
-        x = ((x + 1) / 2).clamp(0, 1)
+
+        size = self.clip.config.image_size
+        # the pipeline resizes to 224, CLIP's input size for every published SVD; tiny CLIPs are smaller
+        x = (_resize_with_antialiasing(image_BCHW.float(), (size, size)) + 1) / 2
         return ((x - self.mean) / self.std).to(self.clip.dtype)
 
     def embeds(self, image_BCHW: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from egoworld.actions.normalization import ActionNormalizer
@@ -32,6 +33,7 @@ from egoworld.weights import load_local
 
 FAMILIES = {"svd": SVDFamily, "cosmos": CosmosFamily, "wan": WanI2VFamily}
 CONFIG_NAME = "egoworld_world_model.json"
+PROMPT_FILE = "prompt_embeds.safetensors"
 
 
 def _build_components(config: WorldModelConfig):
@@ -86,6 +88,9 @@ class WorldModel(nn.Module):
         if normalizer is not None:
             normalizer.check_compatible(config.action_dim)
         self.normalizer = normalizer
+        # Cosmos / Wan pipelines' text condition: the frozen text encoder's embedding of the empty
+        # prompt [1, L, D], computed once at import (world models are driven by actions, not text)
+        self.prompt_embeds: torch.Tensor | None = None
 
     @classmethod
     def build(cls, config: WorldModelConfig, normalizer: ActionNormalizer | None = None) -> WorldModel:
@@ -100,6 +105,58 @@ class WorldModel(nn.Module):
             hidden_dim=config.hidden_dim,
         )
         return cls(config, denoiser, codec, image_encoder, normalizer)
+
+    @classmethod
+    def from_diffusers(
+        cls,
+        pipeline_dir: str | Path,
+        *,
+        action_dim: int,
+        normalizer: ActionNormalizer | None = None,
+        torch_dtype: torch.dtype | None = None,
+        **config_fields,
+    ) -> WorldModel:
+        """A world model from a diffusers pipeline folder (what the pipeline's `save_pretrained` writes).
+
+        The pipeline's denoiser gets a fresh (zero-output) action encoder; its VAE, CLIP image encoder,
+        feature-extractor normalisation and scheduler config are kept, so sampling reproduces the
+        pipeline (tests/parity). `config_fields` set the rest of `WorldModelConfig` (num_frames,
+        height, width, state_dim, encoder, fps, ...); `family`, `codec` and `preset` come from the folder.
+        """
+        from egoworld.pipeline_import import load_pipeline_parts
+
+        parts = load_pipeline_parts(pipeline_dir)
+        fixed = {"family": parts.family, "codec": "vae", "preset": "imported"}
+        clash = {k: v for k, v in config_fields.items() if k in fixed and v != fixed[k]}
+        if clash:
+            raise ValueError(
+                f"{pipeline_dir} is a {parts.pipeline_class} ({fixed}); the config asks for {clash}"
+            )
+        extra = dict(config_fields.pop("extra", None) or {})
+        extra.update(pipeline=parts.pipeline_class, scheduler=parts.scheduler_config)
+        if parts.image_mean:
+            extra.update(image_mean=list(parts.image_mean), image_std=list(parts.image_std))
+        fields = {**config_fields, **fixed, "action_dim": action_dim, "extra": extra}
+        fields.setdefault("use_image_encoder", parts.image_encoder is not None)
+        config = WorldModelConfig(**fields)
+        config.validate()
+        if torch_dtype is not None:
+            parts.denoiser.to(torch_dtype)
+        denoiser = condition_on_actions(
+            parts.denoiser,
+            action_dim,
+            state_dim=config.state_dim,
+            encoder=config.encoder,
+            hidden_dim=config.hidden_dim,
+        )
+        codec = SVDCodec(parts.vae) if parts.family == "svd" else WanCodec(parts.vae)
+        image_encoder = None
+        if parts.image_encoder is not None and config.use_image_encoder:
+            image_encoder = ImageEncoder(parts.image_encoder, parts.image_mean, parts.image_std)
+        model = cls(config, denoiser, codec, image_encoder, normalizer)
+        if parts.prompt_embeds is not None:
+            model.prompt_embeds = parts.prompt_embeds
+        return model
 
     @property
     def device(self) -> torch.device:
@@ -158,46 +215,87 @@ class WorldModel(nn.Module):
         a = torch.as_tensor(actions, dtype=torch.float32) if normalized else self.normalize_actions(actions)
         self._check_rollout_inputs(image, a, state)
         steps = num_inference_steps or c.num_inference_steps
-        guidance = c.guidance if guidance is None else guidance
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        img = (
-            torch.as_tensor(np.asarray(image))
-            .permute(2, 0, 1)[None]
-            .float()
-            .div(127.5)
-            .sub(1)
-            .to(self.device)
-        )
-        st = (
-            None
-            if state is None
-            else torch.as_tensor(np.asarray(state, dtype=np.float32))[None].to(self.device)
-        )
-        # Later chunks reuse the initial state (Eq. 6): the state at a chunk's start is not predicted.
+        generator = torch.Generator(device="cpu").manual_seed(seed)  # the same noise on any device
+        states = self.chunk_states(state, a)
         n, f = a.shape[0], c.num_frames
         chunks = max(1, math.ceil((n - 1) / (f - 1)))
-        frames = [img[0]]
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=chunks * steps, desc="rollout", unit="step")
-        cond = img
+        cond = self._image_tensor(image)  # [1, 3, H, W]
+        frames = [cond[0]]
         for k in range(chunks):
             start = k * (f - 1)
             a_chunk = a[start : start + f]
             if a_chunk.shape[0] < f:  # pad the last chunk by repeating its last action
                 a_chunk = torch.cat([a_chunk, a_chunk[-1:].expand(f - a_chunk.shape[0], -1)])
-            a_chunk = torch.cat([torch.zeros_like(a_chunk[:1]), a_chunk[1:]])  # row 0: the condition frame
-            video = self.family.sample(
-                self, cond, a_chunk[None].to(self.device), st, steps, guidance, generator, bar
-            )  # [1, F, 3, H, W]
+            video = self._sample(cond, a_chunk, states[k], steps, guidance, generator, bar)  # [1, F, 3, H, W]
             frames.extend(video[0, 1:])
             cond = video[:, -1]
         if bar is not None:
             bar.close()
         out = torch.stack(frames[:n])
         return ((out + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+
+    @torch.no_grad()
+    def sample_chunk(
+        self,
+        image: np.ndarray,
+        actions: np.ndarray | torch.Tensor,
+        state: np.ndarray | torch.Tensor | None = None,
+        *,
+        seed: int = 0,
+        num_inference_steps: int | None = None,
+        guidance: float | None = None,
+        normalized: bool = False,
+    ) -> torch.Tensor:
+        """One generated chunk as floats: image uint8 [H, W, 3], actions [num_frames, D] ->
+        frames [1, num_frames, 3, H, W] in [-1, 1] (frame 0 re-creates the image). The unit the
+        parity tests compare with the diffusers pipelines."""
+        a = torch.as_tensor(actions, dtype=torch.float32) if normalized else self.normalize_actions(actions)
+        self._check_rollout_inputs(image, a, state)
+        if a.shape[0] != self.config.num_frames:
+            raise ValueError(f"{a.shape[0]} actions; a chunk takes num_frames={self.config.num_frames}")
+        st = None if state is None else torch.as_tensor(np.asarray(state, dtype=np.float32))
+        steps = num_inference_steps or self.config.num_inference_steps
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        return self._sample(self._image_tensor(image), a, st, steps, guidance, generator, None)
+
+    def _image_tensor(self, image) -> torch.Tensor:
+        """uint8 [H, W, 3] -> [1, 3, H, W] in [-1, 1] on the model's device."""
+        img = torch.as_tensor(np.asarray(image)).permute(2, 0, 1)[None].float()
+        return img.div(127.5).sub(1).to(self.device)
+
+    def _sample(self, cond_BCHW, actions_FD, state_S, steps, guidance, generator, bar) -> torch.Tensor:
+        guidance = self.config.guidance if guidance is None else guidance
+        a = torch.cat([torch.zeros_like(actions_FD[:1]), actions_FD[1:]])  # row 0: the condition frame
+        st = None if state_S is None else state_S[None].to(self.device)
+        a = a[None].to(self.device)  # [1, F, D]
+        return self.family.sample(self, cond_BCHW, a, st, steps, guidance, generator, bar)
+
+    def chunk_states(self, state, actions_normalized: torch.Tensor) -> list[torch.Tensor | None]:
+        """The state at the start of each chunk (Eq. 6 conditions every chunk on its own start state).
+
+        When actions are state differences (action_dim == state_dim, the 1X convention), the state at
+        frame j is the initial state plus the raw actions up to j; otherwise every chunk gets the
+        initial state (nothing predicts it).
+        """
+        c = self.config
+        n, f = actions_normalized.shape[0], c.num_frames
+        chunks = max(1, math.ceil((n - 1) / (f - 1)))
+        if state is None:
+            return [None] * chunks
+        s0 = torch.as_tensor(np.asarray(state, dtype=np.float32))
+        if c.state_dim != c.action_dim:
+            return [s0] * chunks
+        raw = actions_normalized.numpy().copy()
+        if self.normalizer is not None:
+            raw[1:] = self.normalizer.denormalize(raw[1:])
+        raw[0] = 0.0
+        walked = s0 + torch.from_numpy(np.cumsum(raw, axis=0))  # [N, S]: state at each frame
+        return [walked[k * (f - 1)] for k in range(chunks)]
 
     def _check_rollout_inputs(self, image, actions: torch.Tensor, state) -> None:
         c = self.config
@@ -228,6 +326,8 @@ class WorldModel(nn.Module):
                 self.image_encoder.clip.save_pretrained(tmp / "image_encoder", safe_serialization=True)
             if self.normalizer is not None:
                 (tmp / "normalization.json").write_text(json.dumps(self.normalizer.to_dict(), indent=2))
+            if self.prompt_embeds is not None:
+                save_file({"prompt_embeds": self.prompt_embeds.contiguous().cpu()}, tmp / PROMPT_FILE)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, torch_dtype: torch.dtype | None = None) -> WorldModel:
@@ -254,8 +354,11 @@ class WorldModel(nn.Module):
         image_encoder = None
         if (directory / "image_encoder").is_dir():
             clip = load_local(CLIPVisionModelWithProjection, directory / "image_encoder")
-            image_encoder = ImageEncoder(clip)
+            image_encoder = ImageEncoder(clip, config.extra.get("image_mean"), config.extra.get("image_std"))
         normalizer = None
         if (directory / "normalization.json").is_file():
             normalizer = ActionNormalizer.load(directory / "normalization.json")  # checked in __init__
-        return cls(config, denoiser, codec, image_encoder, normalizer).eval()
+        model = cls(config, denoiser, codec, image_encoder, normalizer).eval()
+        if (directory / PROMPT_FILE).is_file():
+            model.prompt_embeds = load_file(directory / PROMPT_FILE)["prompt_embeds"].clone()
+        return model

@@ -12,6 +12,7 @@ CLIP embedding (trained with `cfg_dropout`), guidance rising linearly over frame
 from __future__ import annotations
 
 import torch
+from diffusers import EulerDiscreteScheduler
 
 from egoworld import noise
 from egoworld.objectives.edm import EDM
@@ -57,11 +58,16 @@ class SVDFamily:
         denoised = self._denoise(wm, x, sigma, z_cond, emb, ids, actions, state)
         return self.objective.loss(denoised, x0, sigma)
 
+    def scheduler(self) -> EulerDiscreteScheduler:
+        """An imported pipeline's own scheduler config (exactly its sampler), else SVD's (`EDM`)."""
+        saved = self.config.extra.get("scheduler")
+        return EulerDiscreteScheduler.from_config(saved) if saved else self.objective.scheduler()
+
     @torch.no_grad()
     def sample(self, wm, image_BCHW, actions, state, num_inference_steps, guidance, generator, progress=None):
         num_frames = actions.shape[1]
         z_cond, emb, ids = self._conditions(wm, image_BCHW, generator)
-        sched = self.objective.scheduler()
+        sched = self.scheduler()
         sched.set_timesteps(num_inference_steps, device=image_BCHW.device)
         b, ch = image_BCHW.shape[0], wm.codec.latent_channels
         h, w = (s // wm.codec.spatial_compression for s in image_BCHW.shape[-2:])
