@@ -23,7 +23,6 @@ from a pluggable backend:
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,8 +130,6 @@ class TabletopEpisode:
 
     @classmethod
     def load(cls, folder: str | Path) -> TabletopEpisode:
-        import cv2
-
         folder = Path(folder)
         gt = folder / "gt"
         needed = [gt / "depth.npy", gt / "instances.npy", gt / "cameras.json", gt / "objects.json"]
@@ -144,29 +141,55 @@ class TabletopEpisode:
                 "`egoworld worlds generate --task tabletop`)"
             )
         frames = sorted((folder / "frames").glob("*.png"))
-        rgb = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in frames])
-        cams = json.loads((gt / "cameras.json").read_text())
-        objects = json.loads((gt / "objects.json").read_text())["objects"]
-        movable = sorted(
-            (int(k) for k, v in objects.items() if v["kind"] == "movable"),
-            key=lambda i: objects[str(i)]["name"],
-        )
-        agents = [(int(k), v["name"]) for k, v in objects.items() if v["kind"] == "agent"]
+        if not frames:
+            raise FileNotFoundError(f"{folder / 'frames'} holds no PNG frames; expected one PNG per frame")
+        rgb = np.stack([_read_png(p) for p in frames])
+        cams = _json_keys(gt / "cameras.json", ("K", "cam_to_world"))
+        objects = _json_keys(gt / "objects.json", ("objects",))["objects"]
+        try:
+            movable = sorted(
+                (int(k) for k, v in objects.items() if v["kind"] == "movable"),
+                key=lambda i: objects[str(i)]["name"],
+            )
+            agents = [(int(k), v["name"]) for k, v in objects.items() if v["kind"] == "agent"]
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"{gt / 'objects.json'}: 'objects' must map integer ids to {{'kind', 'name'}} ({err!r})"
+            ) from err
         if not agents:
             raise ValueError(f"{gt / 'objects.json'} names no agent (the hand or gripper)")
-        kp = np.load(folder / "keypoints_3d.npy")
-        return cls(
+        kp = _load_npy(folder / "keypoints_3d.npy")
+        episode = cls(
             rgb=rgb,
-            depth=np.load(gt / "depth.npy"),
-            instances=np.load(gt / "instances.npy").astype(np.int64),
+            depth=_load_npy(gt / "depth.npy"),
+            instances=_load_npy(gt / "instances.npy").astype(np.int64),
             K=np.asarray(cams["K"], dtype=np.float64),
             cam_to_world=np.asarray(cams["cam_to_world"], dtype=np.float64),
             keypoints_3d=kp,
-            object_poses=np.load(gt / "object_poses.npy"),
+            object_poses=_load_npy(gt / "object_poses.npy"),
             movable_ids=movable,
             effector_id=agents[0][0],
-            effector="gripper" if kp.shape[1] == 3 else "hand",
+            effector="gripper" if kp.ndim == 3 and kp.shape[1] == 3 else "hand",
         )
+        episode._check_lengths(folder)
+        return episode
+
+    def _check_lengths(self, folder: Path) -> None:
+        n, (h, w) = len(self.rgb), self.rgb.shape[1:3]
+        expected = {
+            "gt/depth.npy": (self.depth, (n, h, w)),
+            "gt/instances.npy": (self.instances, (n, h, w)),
+            "keypoints_3d.npy": (self.keypoints_3d, (n, None, 3)),
+            "gt/cameras.json cam_to_world": (self.cam_to_world, (n, 4, 4)),
+        }
+        for name, (array, shape) in expected.items():
+            if array.ndim != len(shape) or any(e is not None and a != e for a, e in zip(array.shape, shape)):
+                raise ValueError(
+                    f"{folder / name.split()[0]} has shape {tuple(array.shape)}; expected {shape} "
+                    f"for {n} frames of {h}x{w} (None: any)"
+                )
+        if self.K.shape != (3, 3):
+            raise ValueError(f"{folder / 'gt/cameras.json'}: K has shape {self.K.shape}; expected (3, 3)")
 
     def __len__(self) -> int:
         return len(self.rgb)
@@ -569,3 +592,31 @@ def check_clip_count(clips: Any) -> int:
     if n < 1 or n != clips:
         raise ValueError(f"clips={clips!r}; expected an integer >= 1")
     return n
+
+
+def _read_png(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{path}: corrupt or unreadable PNG; expected an RGB frame ({err})") from err
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """An array file of an episode; never a pickle, one line naming the file when it is damaged."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path}: not a readable .npy array ({err})") from err
+
+
+def _json_keys(path: Path, keys: tuple[str, ...]) -> dict:
+    from egoworld.data.untrusted import read_json_object
+
+    data = read_json_object(path)
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ValueError(f"{path} lacks {missing}; expected the keys {list(keys)}")
+    return data
