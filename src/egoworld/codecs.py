@@ -14,7 +14,23 @@ from __future__ import annotations
 
 import torch
 from diffusers import AutoencoderKLTemporalDecoder, AutoencoderKLWan
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import nn
+
+
+def _encode_in_chunks(vae: nn.Module, x: torch.Tensor, chunk: int | None) -> DiagonalGaussianDistribution:
+    """The VAE posterior of `x` [N, ...], encoded `chunk` items per call to bound activation memory.
+
+    The posteriors' parameters are concatenated before sampling, so a sample draws the same noise
+    from the generator as an unchunked encode (only kernel rounding can differ between batch sizes).
+    """
+    x = x.to(vae.dtype)
+    if chunk is None or chunk >= x.shape[0]:
+        return vae.encode(x).latent_dist
+    if chunk < 1:
+        raise ValueError(f"encode_chunk={chunk}; expected a positive number of items per VAE call")
+    params = [vae.encode(part).latent_dist.parameters for part in x.split(chunk)]
+    return DiagonalGaussianDistribution(torch.cat(params))
 
 
 class SVDCodec(nn.Module):
@@ -22,9 +38,10 @@ class SVDCodec(nn.Module):
 
     temporal_compression = 1
 
-    def __init__(self, vae: AutoencoderKLTemporalDecoder):
+    def __init__(self, vae: AutoencoderKLTemporalDecoder, encode_chunk: int | None = None):
         super().__init__()
         self.vae = vae
+        self.encode_chunk = encode_chunk  # frames per VAE call when encoding (None: all at once)
 
     @property
     def spatial_compression(self) -> int:
@@ -36,7 +53,7 @@ class SVDCodec(nn.Module):
 
     def encode(self, video_BFCHW: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b, f = video_BFCHW.shape[:2]
-        dist = self.vae.encode(video_BFCHW.flatten(0, 1).to(self.vae.dtype)).latent_dist
+        dist = _encode_in_chunks(self.vae, video_BFCHW.flatten(0, 1), self.encode_chunk)
         z = dist.sample(generator) * self.vae.config.scaling_factor
         return z.unflatten(0, (b, f))  # [B, F, C, h, w]
 
@@ -56,9 +73,10 @@ class WanCodec(nn.Module):
 
     temporal_compression = 4
 
-    def __init__(self, vae: AutoencoderKLWan):
+    def __init__(self, vae: AutoencoderKLWan, encode_chunk: int | None = None):
         super().__init__()
         self.vae = vae
+        self.encode_chunk = encode_chunk  # clips per VAE call when encoding (None: all at once)
         c = vae.config
         self.register_buffer("mean", torch.tensor(c.latents_mean).view(1, -1, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(c.latents_std).view(1, -1, 1, 1, 1), persistent=False)
@@ -72,8 +90,8 @@ class WanCodec(nn.Module):
         return self.vae.config.z_dim
 
     def encode(self, video_BFCHW: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = video_BFCHW.transpose(1, 2).to(self.vae.dtype)  # [B, 3, F, H, W]
-        z = self.vae.encode(x).latent_dist.sample(generator)
+        x = video_BFCHW.transpose(1, 2)  # [B, 3, F, H, W]
+        z = _encode_in_chunks(self.vae, x, self.encode_chunk).sample(generator)
         return (z.float() - self.mean) / self.std  # [B, C, T, h, w]
 
     def encode_condition(self, video_BFCHW: torch.Tensor) -> torch.Tensor:
