@@ -1,54 +1,103 @@
 """One Accelerate training loop for every backbone, resumable at any checkpoint.
 
 Multi-GPU / multi-node, FSDP and DeepSpeed come from `accelerate launch` (see configs/accelerate/).
-Everything random derives from `seed`: the data order is a permutation per epoch, the noise of
-step s on rank r comes from a generator seeded with (seed, s, r). A checkpoint therefore only
-needs the weights, optimizer, LR scheduler, EMA and the step counter to continue *exactly*:
+Everything random derives from `seed`: the data order is a permutation per epoch, a pure function of
+(seed, epoch); the noise of step s on rank r comes from a generator seeded with (seed, s, r). A
+checkpoint therefore only needs the weights, optimizer, LR scheduler, EMA and the step counter to
+continue *exactly*:
 
     run_dir/
+      .lock                       held (flock) by the one trainer working on this folder
       config.yaml                 the resolved config (a restart with a different one is refused)
-      checkpoints/step-00000020/  accelerator state (safetensors) + model/ (save_pretrained) +
-                                  trainer_state.json; written to a temporary folder, then renamed
+      checkpoints/step-00000020/  accelerator state (safetensors weights, optimizer, scheduler, RNG) +
+                                  ema.safetensors + ema.json (if EMA) + model/ (save_pretrained) +
+                                  trainer_state.json + manifest.json (size and sha256 of every file);
+                                  written to `.tmp-step-N`, then renamed
       logs/                       TensorBoard scalars
       samples/step-00000020.mp4   validation rollouts (ground truth | prediction)
       final/                      the trained world model (save_pretrained), EMA weights if enabled
+
+On start, the trainer takes the lock, removes the temporary folders a killed run left behind, and
+resumes from the newest checkpoint whose manifest verifies and which loads; a checkpoint that fails
+either is skipped with a warning and the one before it is used.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader, Sampler
 
-from egoworld.train_config import TrainConfig, differences, from_dict
+from egoworld.errors import EgoworldError
+from egoworld.io_utils import atomic_path
+from egoworld.train_config import TrainConfig, differences, from_dict, validate
 from egoworld.world_model import WorldModel
 
 logger = logging.getLogger(__name__)
 CKPT_RE = re.compile(r"^step-(\d{8})$")
+MANIFEST = "manifest.json"
+TRAINER_STATE = "trainer_state.json"
+LOCK = ".lock"
+EMA_WEIGHTS, EMA_STATE = "ema.safetensors", "ema.json"
+# What a killed run can leave behind: checkpoint and final-model writes in progress (io_utils.atomic_dir,
+# atomic_path), and the previous copy of a checkpoint being replaced.
+STALE = {
+    "": (".final.tmp-", ".final.old-", ".config.yaml.", ".final_state.json."),
+    "checkpoints": (".tmp-step-", ".old-step-"),
+    "samples": (".step-",),
+}
 
 
 class EpochPermutationSampler(Sampler[int]):
-    """A fresh permutation of the dataset every epoch, a pure function of (seed, epoch)."""
+    """A fresh permutation of the dataset every epoch, a pure function of (seed, epoch).
+
+    Accelerate's prepared DataLoader calls `set_epoch` with its own pass counter at the start of every
+    pass; that counter starts at 0 in every process, a resumed one included. Once the training loop has
+    `pin_epoch`-ed the sampler, `set_epoch` calls are ignored, so no counter can change the order.
+    """
 
     def __init__(self, n: int, seed: int):
         self.n, self.seed, self.epoch = n, seed, 0
+        self._pinned = False
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        if not self._pinned:
+            self.epoch = epoch
+
+    def pin_epoch(self, epoch: int) -> None:
+        """Set the epoch for the next pass; later `set_epoch` calls (from a wrapping loader) are ignored."""
+        self.epoch, self._pinned = epoch, True
 
     def __iter__(self):
         return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
 
     def __len__(self) -> int:
         return self.n
+
+
+def epoch_batches(accelerator, loader, sampler: EpochPermutationSampler, epoch: int, skip: int):
+    """The batches of `epoch`, from batch `skip` on, in the order fixed by (seed, epoch).
+
+    `loader` is Accelerate's prepared DataLoader. Its `set_epoch` sets the pass counter that it (and
+    `skip_first_batches`, which copies it) hands to the sampler; the sampler is pinned as well.
+    """
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    sampler.pin_epoch(epoch)
+    return accelerator.skip_first_batches(loader, skip) if skip else loader
 
 
 def collate(items: list[dict]) -> dict:
@@ -58,26 +107,203 @@ def collate(items: list[dict]) -> dict:
     return out
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint; half-written ones live under a temporary name and are ignored."""
-    ckpts = run_dir / "checkpoints"
-    if not ckpts.is_dir():
-        return None
-    done = sorted(
-        p for p in ckpts.iterdir() if CKPT_RE.match(p.name) and (p / "trainer_state.json").is_file()
+# checkpoints: manifest, verification, selection ------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(
+        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST
     )
-    return done[-1] if done else None
+
+
+def write_manifest(folder: Path) -> None:
+    """Record the size and sha256 of every file under `folder` in `folder/manifest.json` (written last)."""
+    files = {
+        rel: {"size": (folder / rel).stat().st_size, "sha256": _sha256(folder / rel)}
+        for rel in _files(folder)
+    }
+    with atomic_path(folder / MANIFEST) as tmp:
+        tmp.write_text(json.dumps({"format": 1, "files": files}, indent=1))
+
+
+def verify_checkpoint(folder: Path) -> str | None:
+    """None when `folder` is a complete checkpoint whose files match its manifest; else what is wrong."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        files = manifest["files"]
+        if not isinstance(files, dict):
+            raise TypeError("'files' is not a mapping")
+    except FileNotFoundError:
+        return f"no {MANIFEST} (an incomplete checkpoint)"
+    except (ValueError, KeyError, TypeError) as err:
+        return f"unreadable {MANIFEST} ({err})"
+    if TRAINER_STATE not in files:
+        return f"{TRAINER_STATE} is not in the manifest"
+    present = set(_files(folder))
+    extra = sorted(present - set(files))
+    if extra:
+        return f"{extra[0]} is not in the manifest (planted or left over)"
+    for rel, want in files.items():
+        path = folder / rel
+        if rel not in present:
+            return f"{rel} is missing"
+        if not isinstance(want, dict) or not isinstance(want.get("size"), int) or "sha256" not in want:
+            return f"the manifest entry of {rel} is malformed"
+        size = path.stat().st_size
+        if size != want["size"]:
+            return f"{rel} has {size} bytes; the manifest says {want['size']} (truncated?)"
+        if _sha256(path) != want["sha256"]:
+            return f"{rel} does not match its sha256 in the manifest (corrupted)"
+    return None
+
+
+def checkpoint_folders(run_dir: Path) -> list[Path]:
+    """Every `checkpoints/step-N` folder, oldest first (verified or not)."""
+    ckpts = Path(run_dir) / "checkpoints"
+    if not ckpts.is_dir():
+        return []
+    return sorted(p for p in ckpts.iterdir() if CKPT_RE.match(p.name) and p.is_dir())
+
+
+def _step_of(folder: Path) -> int:
+    return int(CKPT_RE.match(folder.name).group(1))
+
+
+def _newest_usable(run_dir: Path, below: int | None = None) -> tuple[Path | None, list[str]]:
+    """(the newest checkpoint under step `below` that verifies, the problems of newer ones)."""
+    problems = []
+    for folder in reversed(checkpoint_folders(run_dir)):
+        if below is not None and _step_of(folder) >= below:
+            continue
+        problem = verify_checkpoint(folder)
+        if problem is None:
+            try:
+                _read_trainer_state(folder)
+                from egoworld.actions.normalization import ActionNormalizer
+
+                ActionNormalizer.load(folder / "model" / "normalization.json")
+            except Exception as err:  # noqa: BLE001 - any unreadable part makes the checkpoint unusable
+                problem = f"unreadable ({type(err).__name__}: {_first_line(err)})"
+        if problem is None:
+            return folder, problems
+        logger.warning("skipping checkpoint %s: %s; trying the previous one", folder, problem)
+        problems.append(f"{folder.name}: {problem}")
+    return None, problems
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint whose manifest verifies; half-written, corrupted or planted ones are skipped."""
+    return _newest_usable(Path(run_dir))[0]
+
+
+def _read_trainer_state(folder: Path) -> tuple[int, int, int]:
+    state = json.loads((folder / TRAINER_STATE).read_text())
+    values = tuple(state[k] for k in ("step", "epoch", "batch_in_epoch"))
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        raise ValueError(f"{TRAINER_STATE} holds {state}; expected step, epoch, batch_in_epoch >= 0")
+    return values  # type: ignore[return-value]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:300]
+
+
+# EMA: saved by us as safetensors + JSON (never through Accelerate's pickled custom checkpoints) --------
+
+
+_EMA_FIELDS = {
+    "decay": float,
+    "min_decay": float,
+    "optimization_step": int,
+    "update_after_step": int,
+    "use_ema_warmup": bool,
+    "inv_gamma": (float, int),
+    "power": (float, int),
+}
+
+
+def save_ema(ema, folder: Path) -> None:
+    """The EMA's shadow parameters (`ema.safetensors`) and counters/decay (`ema.json`)."""
+    from safetensors.torch import save_file
+
+    state = ema.state_dict()
+    tensors = {f"shadow.{i:05d}": p.detach().contiguous().cpu() for i, p in enumerate(state["shadow_params"])}
+    save_file(tensors, str(folder / EMA_WEIGHTS))
+    scalars = {k: state[k] for k in _EMA_FIELDS}
+    (folder / EMA_STATE).write_text(json.dumps({**scalars, "num_params": len(tensors)}, indent=1))
+
+
+def load_ema(ema, folder: Path) -> None:
+    """Load what `save_ema` wrote into `ema` (shapes and types checked; raises ValueError on a mismatch)."""
+    from safetensors.torch import load_file
+
+    scalars = json.loads((folder / EMA_STATE).read_text())
+    for key, kind in _EMA_FIELDS.items():
+        value = scalars.get(key)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ValueError(f"{folder / EMA_STATE}: {key}={value!r} is not a {kind}")
+    tensors = load_file(str(folder / EMA_WEIGHTS))
+    current = ema.shadow_params
+    if len(tensors) != len(current) or scalars.get("num_params") != len(current):
+        raise ValueError(f"{folder / EMA_WEIGHTS} holds {len(tensors)} tensors; the model has {len(current)}")
+    shadow = []
+    for i, ref in enumerate(current):
+        t = tensors.get(f"shadow.{i:05d}")
+        if t is None or t.shape != ref.shape:
+            raise ValueError(f"{folder / EMA_WEIGHTS}: tensor {i} is missing or has the wrong shape")
+        shadow.append(t.to(device=ref.device, dtype=ref.dtype))
+    ema.load_state_dict({**{k: scalars[k] for k in _EMA_FIELDS}, "shadow_params": shadow})
+
+
+# the run folder: lock, checks, stale temporary folders -------------------------------------------------
+
+
+def lock_run_dir(run_dir: Path) -> int:
+    """Take `run_dir/.lock` (exclusive, non-blocking) and return its descriptor; EgoworldError if taken."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise EgoworldError(
+            f"run directory {run_dir} is in use by another trainer (it holds {run_dir / LOCK}); "
+            "wait for it to finish or choose another --run-dir"
+        ) from None
+    return fd
+
+
+def _is_ours_or_empty(run_dir: Path) -> None:
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise FileExistsError(f"run directory {run_dir} exists and is not a folder; choose another --run-dir")
+    if not (run_dir / "config.yaml").is_file() and any(p.name != LOCK for p in run_dir.iterdir()):
+        raise FileExistsError(
+            f"run directory {run_dir} is not empty and holds no egoworld run; choose another"
+        )
 
 
 def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
+    _is_ours_or_empty(run_dir)
     saved = run_dir / "config.yaml"
     if not saved.is_file():
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise FileExistsError(
-                f"run directory {run_dir} is not empty and holds no egoworld run; choose another"
-            )
         return
-    old = from_dict(yaml.safe_load(saved.read_text())).to_dict()
+    try:
+        old = from_dict(yaml.safe_load(saved.read_text())).to_dict()
+    except (ValueError, yaml.YAMLError) as err:
+        raise ValueError(
+            f"{saved} is not a readable egoworld config ({_first_line(err)}); use a new --run-dir"
+        ) from None
     diff = differences(old, cfg.to_dict())
     if diff:
         raise ValueError(
@@ -86,9 +312,77 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
         )
 
 
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Remove what killed writes left in `run_dir` (only call it while holding the run's lock)."""
+    removed = []
+    for sub, prefixes in STALE.items():
+        folder = run_dir / sub if sub else run_dir
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            if p.name.startswith(prefixes):
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                removed.append(p)
+    if removed:
+        logger.warning("removed %d temporary file(s) left by a killed run: %s", len(removed), removed[0].name)
+    return removed
+
+
+def _remove_empty_parents(folder: Path, up_to: Path) -> None:
+    """rmdir the (empty) parents of `folder` that this run created, up to and including `up_to`."""
+    if folder == up_to:
+        return
+    for parent in folder.parents:
+        try:
+            parent.rmdir()  # only if empty: another run may have started in it meanwhile
+        except OSError:
+            return
+        if parent == up_to:
+            return
+
+
+def _everywhere(accelerator, fn: Callable[[], Any]) -> Any:
+    """Run `fn` on the main process; every process returns its result or raises its error (no rank hangs)."""
+    from accelerate.utils import broadcast_object_list
+
+    payload: list[Any] = [None]
+    error = None
+    if accelerator.is_main_process:
+        try:
+            payload[0] = ("ok", fn())
+        except (EgoworldError, ValueError, FileNotFoundError, FileExistsError) as err:
+            error, payload[0] = err, (type(err).__name__, str(err))
+    if accelerator.num_processes > 1:
+        broadcast_object_list(payload)
+    if error is not None:
+        raise error
+    kind, value = payload[0]
+    if kind != "ok":
+        cls = {c.__name__: c for c in (EgoworldError, ValueError, FileNotFoundError, FileExistsError)}[kind]
+        raise cls(value)
+    return value
+
+
+def _all_ranks_true(accelerator, flag: bool) -> bool:
+    if accelerator.num_processes == 1:
+        return flag
+    ok = accelerator.gather(torch.tensor([1.0 if flag else 0.0], device=accelerator.device))
+    return bool(ok.min().item() > 0)
+
+
+# model and optimizer ---------------------------------------------------------------------------------
+
+
 def _build_model(cfg: TrainConfig, normalizer) -> WorldModel:
     if cfg.init_from:
-        model = WorldModel.from_pretrained(cfg.init_from)
+        try:
+            model = WorldModel.from_pretrained(cfg.init_from)
+        except Exception as err:  # noqa: BLE001 - any failure to read the folder is a bad input
+            raise ValueError(
+                f"init_from={cfg.init_from}: cannot load a world model ({type(err).__name__}: "
+                f"{_first_line(err)}); expected a folder written by WorldModel.save_pretrained "
+                "(egoworld_world_model.json, denoiser/, vae/, ...)"
+            ) from None
         if model.config.action_dim != cfg.model.action_dim:
             raise ValueError(
                 f"init_from model has action_dim={model.config.action_dim}; "
@@ -112,15 +406,23 @@ def param_groups(cfg: TrainConfig, model: WorldModel) -> list[dict]:
     return groups
 
 
+# the loop --------------------------------------------------------------------------------------------
+
+
 def train(cfg: TrainConfig) -> Path:
-    """Train (or resume) the run in `cfg.run_dir`; returns the folder of the final model."""
+    """Train (or resume) the run in `cfg.run_dir`; returns the folder of the final model.
+
+    Raises EgoworldError when another trainer holds the run folder, when every checkpoint of the run
+    is unusable, or when the loss stops being finite (the last good checkpoint is kept, no final model
+    is written); ValueError / FileNotFoundError on a bad config or input.
+    """
+    validate(cfg)
+    if cfg.init_from and not Path(cfg.init_from).is_dir():
+        raise FileNotFoundError(
+            f"init_from={cfg.init_from} is not a folder; expected a world model written by save_pretrained"
+        )
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
-    from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
-    from tqdm.auto import tqdm
-
-    from egoworld.data.factory import build_datasets, fit_normalizer
 
     run_dir = Path(cfg.run_dir)
     accelerator = Accelerator(
@@ -130,15 +432,51 @@ def train(cfg: TrainConfig) -> Path:
         log_with="tensorboard",
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
     )
-    if accelerator.is_main_process:
+    lock: dict[str, Any] = {"fd": None, "created": None}
+
+    def claim() -> None:
+        _is_ours_or_empty(run_dir)  # before writing anything into a folder that is not ours
+        if not run_dir.exists():  # the outermost folder this run creates
+            top = run_dir.absolute()
+            while not top.parent.exists():
+                top = top.parent
+            lock["created"] = top
+        try:
+            lock["fd"] = lock_run_dir(run_dir)
+        except OSError as err:
+            raise EgoworldError(f"cannot use run directory {run_dir}: {err}") from None
         _check_run_dir(cfg, run_dir)
-    accelerator.wait_for_everyone()
-    resume = latest_checkpoint(run_dir)
+        remove_stale_temporaries(run_dir)
+
+    try:
+        _everywhere(accelerator, claim)
+        return _train(cfg, accelerator, run_dir)
+    except BaseException:
+        if accelerator.is_main_process and lock["fd"] is not None and not (run_dir / "config.yaml").exists():
+            # nothing of this run was written: leave the file system as it was found
+            if lock["created"] is not None:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                _remove_empty_parents(run_dir.absolute(), up_to=lock["created"])
+            else:
+                (run_dir / LOCK).unlink(missing_ok=True)
+        raise
+    finally:
+        if lock["fd"] is not None:
+            os.close(lock["fd"])  # releases the flock
+
+
+def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+    from tqdm.auto import tqdm
+
+    from egoworld.actions.normalization import ActionNormalizer
+    from egoworld.data.factory import build_datasets, fit_normalizer
+
+    resume, problems = _everywhere(accelerator, lambda: _newest_usable(run_dir))
 
     # data and statistics (the statistics travel with the model)
     if resume is not None:
-        from egoworld.actions.normalization import ActionNormalizer
-
         normalizer = ActionNormalizer.load(resume / "model" / "normalization.json")
     else:
         with accelerator.main_process_first():
@@ -174,32 +512,52 @@ def train(cfg: TrainConfig) -> Path:
     ema = EMAModel(trainable, decay=cfg.ema_decay) if cfg.ema_decay > 0 else None
     model, optimizer, loader, lr_scheduler = accelerator.prepare(model, optimizer, loader, lr_scheduler)
     if ema is not None:
-        ema.to(accelerator.device)
-        accelerator.register_for_checkpointing(ema)
+        ema.to(accelerator.device)  # not registered with Accelerate: saved by save_ema / load_ema
 
     step, epoch, batch_in_epoch = 0, 0, 0
-    if resume is not None:
-        accelerator.load_state(str(resume))
-        state = json.loads((resume / "trainer_state.json").read_text())
-        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        logger.info("resuming %s at step %d", resume, step)
-    elif accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    while resume is not None:
+        try:
+            accelerator.load_state(str(resume))
+            if ema is not None:
+                load_ema(ema, resume)
+            step, epoch, batch_in_epoch = _read_trainer_state(resume)
+            loaded = True
+        except Exception as err:  # noqa: BLE001 - a checkpoint that does not load is skipped
+            logger.warning(
+                "checkpoint %s does not load (%s: %s)", resume, type(err).__name__, _first_line(err)
+            )
+            problems.append(f"{resume.name}: does not load ({_first_line(err)})")
+            loaded = False
+        if _all_ranks_true(accelerator, loaded):
+            logger.info("resuming %s at step %d", resume, step)
+            break
+        resume, more = _everywhere(accelerator, lambda r=resume: _newest_usable(run_dir, below=_step_of(r)))
+        problems += more
+    if resume is None and problems:
+        raise EgoworldError(
+            f"run directory {run_dir} has checkpoints but none is usable ({'; '.join(problems)}); "
+            "move its checkpoints/ folder away to start the run over"
+        )
+    if resume is None:
+        step, epoch, batch_in_epoch = 0, 0, 0
+        if accelerator.is_main_process and not (run_dir / "config.yaml").exists():
+            with atomic_path(run_dir / "config.yaml") as tmp:
+                tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     if accelerator.is_main_process:
         accelerator.init_trackers("train")
 
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not accelerator.is_main_process)
     unwrapped = accelerator.unwrap_model(model)
+    last_saved = resume
+    nonfinite = torch.zeros((), device=accelerator.device)  # non-finite micro-step losses since the last step
     while step < cfg.max_steps:
-        sampler.set_epoch(epoch)
-        batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
-        for batch in batches:
+        for batch in epoch_batches(accelerator, loader, sampler, epoch, batch_in_epoch):
             with accelerator.accumulate(model):
-                g = torch.Generator().manual_seed(
+                g = torch.Generator(device=accelerator.device).manual_seed(
                     cfg.seed * 1_000_003 + step * 1009 + accelerator.process_index
                 )
                 loss = model(batch, generator=g)
+                nonfinite += (~torch.isfinite(loss.detach())).float()
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
@@ -210,17 +568,26 @@ def train(cfg: TrainConfig) -> Path:
             if not accelerator.sync_gradients:
                 continue
             step += 1
+            stats = accelerator.gather(torch.stack([loss.detach().float(), nonfinite])[None])  # [P, 2]
+            loss_value, bad = stats[:, 0].mean().item(), stats[:, 1].sum().item() > 0
+            nonfinite.zero_()
+            if bad or not math.isfinite(loss_value):
+                bar.close()
+                kept = f"last good checkpoint: {last_saved}" if last_saved else "no checkpoint was written"
+                raise EgoworldError(
+                    f"the loss is {loss_value} at step {step} (not finite); training stopped and no final "
+                    f"model was written ({kept}); lower lr_base/lr_actions or set max_grad_norm"
+                )
             if ema is not None:
                 ema.step(trainable)
             bar.update(1)
-            loss_value = accelerator.gather(loss.detach()[None]).mean().item()
             bar.set_postfix(loss=f"{loss_value:.4f}")
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 lrs = {f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups}
                 accelerator.log({"loss": loss_value, **lrs}, step=step)
             if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
-                _save_checkpoint(
-                    accelerator, unwrapped, run_dir, step, epoch, batch_in_epoch, cfg.keep_checkpoints
+                last_saved = _save_checkpoint(
+                    accelerator, unwrapped, ema, run_dir, step, epoch, batch_in_epoch, cfg.keep_checkpoints
                 )
             if cfg.validate_every and step % cfg.validate_every == 0 and accelerator.is_main_process:
                 _validate(
@@ -242,15 +609,16 @@ def train(cfg: TrainConfig) -> Path:
         if ema is not None:
             ema.copy_to(trainable)
         unwrapped.save_pretrained(final)
-        (run_dir / "final_state.json").write_text(json.dumps({"step": step, "rank_checksums": checksums}))
+        with atomic_path(run_dir / "final_state.json") as tmp:
+            tmp.write_text(json.dumps({"step": step, "rank_checksums": checksums}))
     accelerator.end_training()
     return final
 
 
 def _save_checkpoint(
-    accelerator, model: WorldModel, run_dir: Path, step, epoch, batch_in_epoch, keep: int
-) -> None:
-    """Write a checkpoint atomically: everything into `.tmp-step-N`, then one rename."""
+    accelerator, model: WorldModel, ema, run_dir: Path, step, epoch, batch_in_epoch, keep: int
+) -> Path:
+    """Write a checkpoint atomically: everything into `.tmp-step-N`, the manifest last, then one rename."""
     ckpts = run_dir / "checkpoints"
     final = ckpts / f"step-{step:08d}"
     tmp = ckpts / f".tmp-step-{step:08d}"
@@ -259,17 +627,29 @@ def _save_checkpoint(
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp), safe_serialization=True)
+    accelerator.wait_for_everyone()  # every rank's RNG file is written before the manifest
     if accelerator.is_main_process:
         model.save_pretrained(tmp / "model")
+        if ema is not None:
+            save_ema(ema, tmp)
         state = {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch}
-        (tmp / "trainer_state.json").write_text(json.dumps(state))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        done = sorted(p for p in ckpts.iterdir() if CKPT_RE.match(p.name))
+        (tmp / TRAINER_STATE).write_text(json.dumps(state))
+        write_manifest(tmp)
+        if final.exists():  # a checkpoint of this step from an earlier attempt: replace it
+            old = ckpts / f".old-step-{step:08d}"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        # rotate: only checkpoints up to this step count (a newer, unusable one is never the reason to
+        # delete a good older one)
+        done = [p for p in checkpoint_folders(run_dir) if _step_of(p) <= step]
         for old in done[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
+    return final
 
 
 def _validate(model: WorldModel, dataset, out: Path, seed: int) -> None:

@@ -3,13 +3,16 @@
 A YAML file has top-level training keys plus a `model:` section (a `WorldModelConfig`) and a
 `data:` section (a `DataConfig`). On the command line every field is overridable:
 `--max-steps 20`, `--lr-actions=1e-4`, `--model.family=wan`, `--data.path=/data/recon`.
-Unknown keys are refused with the closest known key suggested.
+Unknown keys are refused with the closest known key suggested, and the whole config is checked
+(types, ranges) by `validate` before anything is imported or written. This module imports neither
+torch nor diffusers, so `egoworld train` reports a bad config at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +20,16 @@ from typing import Any
 
 import yaml
 
-from egoworld.world_model import WorldModelConfig
+from egoworld.model_config import WorldModelConfig, check_range, check_types
+
+# `egoworld.data.factory.FORMATS` (a test checks that the two agree).
+DATA_FORMATS = ("nwm", "onex", "lerobot", "worlds-nav", "passive")
+# diffusers.optimization.SchedulerType (a test checks that the two agree).
+LR_SCHEDULES = (
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+    "piecewise_constant",
+)  # fmt: skip
+MIXED_PRECISION = ("no", "bf16", "fp16")
 
 
 @dataclass
@@ -26,14 +38,15 @@ class DataConfig:
 
     Args:
         format: "nwm" (NWM/GNM processed navigation layout), "onex" (1X v2.0 shards), "lerobot",
-            or "worlds-nav" (a synthetic navigation dataset generated on first use into `path`).
+            "passive" (videos without actions), or "worlds-nav" (a synthetic navigation dataset
+            generated on first use into `path`).
         path: dataset folder.
         split: "train"/"test" split file for NWM, or None for every trajectory.
         dataset_name: NWM dataset key (spacing lookup), default the folder name.
         stride, frame_step: window stride and frame-rate subsampling (see `data.clip.WindowSpec`).
         num_workers: DataLoader workers.
         episodes, frames_per_episode, seed: size of a generated synthetic dataset.
-        val_fraction: share of clips held out for validation rollouts.
+        val_fraction: share of clips held out for validation rollouts, in [0, 1).
     """
 
     format: str = "worlds-nav"
@@ -57,15 +70,16 @@ class TrainConfig:
         run_dir: where checkpoints, logs, samples and the resolved config go.
         max_steps: optimizer steps to train for (a resumed run continues to this count).
         batch_size: clips per process per micro-step; grad_accum: micro-steps per optimizer step.
-        lr_base, lr_actions: the two learning-rate groups (EgoWM App. B: SVD 1e-5/1e-4, Cosmos 1e-6/1e-5).
+        lr_base, lr_actions: the two learning-rate groups (EgoWM App. B: SVD 1e-5/1e-4, Cosmos 1e-6/1e-5);
+            finite and >= 0.
         freeze_base: train only the action encoder.
         weight_decay, adam_beta1, adam_beta2: AdamW.
         lr_schedule, warmup_steps: a diffusers `get_scheduler` name and its warmup.
         max_grad_norm: gradient clipping (0 disables).
         mixed_precision: "no", "bf16" or "fp16" (Accelerate autocast).
         gradient_checkpointing: recompute activations in the backward pass.
-        ema_decay: EMA of the trainable weights (0 disables).
-        checkpoint_every, keep_checkpoints: checkpoint period (steps) and how many to keep.
+        ema_decay: EMA of the trainable weights, in [0, 1) (0 disables).
+        checkpoint_every, keep_checkpoints: checkpoint period (steps) and how many to keep (0 keeps all).
         log_every: TensorBoard scalar period; validate_every: validation rollout period (0 disables).
         seed: everything random derives from it (data order, noise), so runs are reproducible.
         init_from: a world-model folder (`save_pretrained`) to start from instead of random weights.
@@ -99,6 +113,10 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def validate(self) -> None:
+        """Raise ValueError on the first field of the wrong type or out of range (see `validate`)."""
+        validate(self)
+
 
 _SECTIONS = {"model": WorldModelConfig, "data": DataConfig}
 # Fields that may differ when a run is resumed (extending a run, moving it).
@@ -118,16 +136,19 @@ def _unknown(key: str) -> ValueError:
     return ValueError(f"config key {key!r} does not exist{hint}")
 
 
-def _coerce(cls: type, name: str, value: Any) -> Any:
-    """Parse a command-line string into the field's type (bool, int, float, str, None)."""
-    hints = typing.get_type_hints(cls)
-    kind = hints[name]
+def _coerce(cls: type, name: str, value: Any, key: str) -> Any:
+    """Parse a command-line (or quoted YAML) string into the field's type (bool, int, float, str, None).
+
+    Values that are not strings are returned as they are; `validate` checks their types.
+    """
+    kind = typing.get_type_hints(cls)[name]
     if not isinstance(value, str):
         return value
-    if value.lower() in ("none", "null") and type(None) in typing.get_args(kind):
+    union = typing.get_origin(kind) in (typing.Union, types.UnionType)
+    if union and value.lower() in ("none", "null") and type(None) in typing.get_args(kind):
         return None
-    args = [a for a in typing.get_args(kind) if a is not type(None)] or [kind]
-    target = args[0]
+    target = next(a for a in typing.get_args(kind) if a is not type(None)) if union else kind
+    target = typing.get_origin(target) or target
     try:
         if target is bool:
             if value.lower() in ("1", "true", "yes", "on"):
@@ -138,8 +159,10 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
         if target in (int, float, str):
             return target(value)
         return yaml.safe_load(value)
-    except ValueError:
-        raise ValueError(f"--{name}={value!r}: expected a {getattr(target, '__name__', target)}") from None
+    except (ValueError, yaml.YAMLError):
+        names = {int: "an integer", float: "a number", bool: "true or false", dict: "a mapping"}
+        expected = names.get(target, f"a {getattr(target, '__name__', target)}")
+        raise ValueError(f"{key}={value!r}: expected {expected}") from None
 
 
 def _set(cfg: TrainConfig, key: str, value: Any) -> None:
@@ -149,16 +172,26 @@ def _set(cfg: TrainConfig, key: str, value: Any) -> None:
         if section not in _SECTIONS or name not in {f.name for f in dataclasses.fields(_SECTIONS[section])}:
             raise _unknown(key)
         sub = getattr(cfg, section)
-        setattr(sub, name, _coerce(type(sub), name, value))
+        setattr(sub, name, _coerce(type(sub), name, value, key))
         return
     if key not in {f.name for f in dataclasses.fields(TrainConfig)} or key in _SECTIONS:
         raise _unknown(key)
-    setattr(cfg, key, _coerce(TrainConfig, key, value))
+    setattr(cfg, key, _coerce(TrainConfig, key, value, key))
 
 
-def from_dict(raw: dict[str, Any]) -> TrainConfig:
+def from_dict(raw: dict[str, Any] | None) -> TrainConfig:
+    """A TrainConfig from a parsed YAML mapping (unknown keys refused; types checked by `validate`)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ValueError(
+            f"a config must be a mapping of fields (run_dir: ..., model: {{...}}, data: {{...}}); "
+            f"got a {type(raw).__name__}"
+        )
     cfg = TrainConfig()
-    for key, value in (raw or {}).items():
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            raise ValueError(f"config key {key!r} is not a string; expected field names such as 'max_steps'")
         if key in _SECTIONS:
             if not isinstance(value, dict):
                 raise ValueError(f"config section {key!r} must be a mapping; got {type(value).__name__}")
@@ -169,6 +202,52 @@ def from_dict(raw: dict[str, Any]) -> TrainConfig:
     return cfg
 
 
+def validate(cfg: TrainConfig) -> None:
+    """Check the whole config (types and ranges of every field, its model and data sections).
+
+    Raises ValueError naming the first offending field, its value and what was expected. Cheap and
+    import-free: run it before anything heavy is imported or any file is written.
+    """
+    check_types(cfg)
+    if not cfg.run_dir:
+        raise ValueError("run_dir is empty; expected a folder for checkpoints and logs")
+    for name in ("max_steps", "batch_size", "grad_accum", "checkpoint_every", "log_every"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name}={getattr(cfg, name)}; expected a positive integer")
+    for name in ("warmup_steps", "validate_every", "keep_checkpoints"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name}={getattr(cfg, name)}; expected an integer >= 0")
+    if not 0 <= cfg.seed < 2**32:
+        raise ValueError(f"seed={cfg.seed}; expected an integer in [0, 2**32)")
+    for name in ("lr_base", "lr_actions", "weight_decay", "max_grad_norm"):
+        check_range("", name, getattr(cfg, name), low=0)
+    for name in ("adam_beta1", "adam_beta2"):
+        check_range("", name, getattr(cfg, name), low=0, high=1, high_open=True)
+    check_range("", "ema_decay", cfg.ema_decay, low=0, high=1, high_open=True)
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule={cfg.lr_schedule!r} is not known; expected one of {LR_SCHEDULES}")
+    if cfg.mixed_precision not in MIXED_PRECISION:
+        raise ValueError(f"mixed_precision={cfg.mixed_precision!r}; expected one of {MIXED_PRECISION}")
+    if cfg.init_from is not None and not cfg.init_from:
+        raise ValueError("init_from is empty; expected a world-model folder or null")
+    cfg.model.validate(prefix="model.")
+    d = cfg.data
+    check_types(d, "data.")
+    if d.format not in DATA_FORMATS:
+        raise ValueError(f"data.format={d.format!r} is not known; expected one of {DATA_FORMATS}")
+    if not d.path:
+        raise ValueError("data.path is empty; expected a dataset folder")
+    for name in ("stride", "frame_step", "episodes"):
+        if getattr(d, name) < 1:
+            raise ValueError(f"data.{name}={getattr(d, name)}; expected a positive integer")
+    if d.frames_per_episode < 2:
+        raise ValueError(f"data.frames_per_episode={d.frames_per_episode}; expected an integer >= 2")
+    if d.num_workers < 0 or d.seed < 0:
+        bad = "num_workers" if d.num_workers < 0 else "seed"
+        raise ValueError(f"data.{bad}={getattr(d, bad)}; expected an integer >= 0")
+    check_range("data.", "val_fraction", d.val_fraction, low=0, high=1, high_open=True)
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML preset and apply `--key=value` / `--key value` overrides."""
     path = Path(path)
@@ -177,13 +256,21 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
             f"config file {path} not found; expected a YAML file such as configs/tiny-svd.yaml"
         )
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if raw is None:
+        raw = {}  # an empty file: the defaults
+    if not isinstance(raw, dict):
+        raise ValueError(
+            f"{path} holds a YAML {'list' if isinstance(raw, list) else 'scalar'} ({str(raw)[:40]!r}); "
+            "expected a mapping of config fields "
+            "(run_dir: ..., max_steps: ..., model: {...}, data: {...})"
+        )
     cfg = from_dict(raw)
     for key, value in parse_overrides(overrides or []):
         _set(cfg, key, value)
-    cfg.model.validate()
+    validate(cfg)
     return cfg
 
 

@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from egoworld.train import latest_checkpoint, param_groups
+from egoworld.actions.normalization import ActionNormalizer
+from egoworld.train import MANIFEST, latest_checkpoint, param_groups, write_manifest
 from egoworld.train_config import load_config
 from egoworld.world_model import WorldModel, WorldModelConfig
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import ENV, ROOT
+
 EGOWORLD = [sys.executable, "-m", "egoworld"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-
-
-@pytest.fixture(scope="module")
-def nav_data(tmp_path_factory) -> Path:
-    """A small generated MuJoCo navigation dataset in the NWM layout, shared by the runs below."""
-    from egoworld.worlds.generate import WorldSpec, generate
-
-    path = tmp_path_factory.mktemp("data") / "nav"
-    generate(WorldSpec(task="nav", episodes=3, frames=16, size=32, seed=0), path, progress=False)
-    return path
 
 
 def _train_cmd(run_dir: Path, data: Path, *extra: str) -> list[str]:
@@ -72,10 +63,17 @@ def test_two_learning_rate_groups():
 
 def test_half_written_checkpoints_are_never_loaded(tmp_path):
     ckpts = tmp_path / "checkpoints"
-    (ckpts / "step-00000002").mkdir(parents=True)
-    (ckpts / "step-00000002" / "trainer_state.json").write_text("{}")
+    good = ckpts / "step-00000002"
+    (good / "model").mkdir(parents=True)
+    (good / "trainer_state.json").write_text('{"step": 2, "epoch": 0, "batch_in_epoch": 2}')
+    normalizer = ActionNormalizer.fit([np.random.default_rng(0).normal(size=(16, 3))])
+    (good / "model" / "normalization.json").write_text(json.dumps(normalizer.to_dict()))
+    write_manifest(good)
+    assert (good / MANIFEST).is_file()
     (ckpts / ".tmp-step-00000004").mkdir()  # killed while writing
-    (ckpts / "step-00000006").mkdir()  # no trainer_state.json: incomplete
+    (ckpts / "step-00000006").mkdir()  # no trainer_state.json, no manifest: incomplete
+    (ckpts / "step-00000008").mkdir()
+    (ckpts / "step-00000008" / "trainer_state.json").write_text("{}")  # no manifest: incomplete
     assert latest_checkpoint(tmp_path).name == "step-00000002"
 
 
@@ -121,9 +119,10 @@ def test_two_process_data_parallel_ranks_end_identical(tmp_path, nav_data):
     assert len(checksums) == 2 and checksums[0] == checksums[1]
 
 
-def test_bad_runs_exit_with_one_line(tmp_path, nav_data):
+def test_bad_runs_exit_with_one_line(tmp_path, nav_data, trainer):
     run = tmp_path / "run"
-    subprocess.run(_train_cmd(run, nav_data, "--max-steps", "2"), check=True, env=ENV, capture_output=True)
+    code, log = trainer.run(_train_cmd(run, nav_data, "--max-steps", "2")[len(EGOWORLD) :])
+    assert code == 0, log
     before = sorted(p.name for p in (run / "checkpoints").iterdir())
     cases = [
         (
@@ -136,10 +135,17 @@ def test_bad_runs_exit_with_one_line(tmp_path, nav_data):
             "actions have 3 dims; model.action_dim=2",
         ),
         (_train_cmd(tmp_path / "r4", nav_data, "--max-stepz=3"), "did you mean 'max_steps'"),
+        (_train_cmd(tmp_path / "r5", nav_data, "--lr-base=nan"), "lr_base=nan: expected a finite value"),
+        (
+            _train_cmd(tmp_path / "r6", nav_data, "--checkpoint-every=0"),
+            "checkpoint_every=0; expected a positive",
+        ),
     ]
     for cmd, message in cases:
-        res = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
-        assert res.returncode == 2, res.stderr
-        last = res.stderr.strip().splitlines()[-1]
-        assert message in last and "Traceback" not in res.stderr, res.stderr
+        code, log = trainer.run(cmd[len(EGOWORLD) :])
+        assert code == 2, log
+        last = log.strip().splitlines()[-1]
+        assert message in last and "Traceback" not in log, log
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
+    # a failed fresh run leaves no folder behind
+    assert not any((tmp_path / f"r{i}").exists() for i in range(2, 7))
