@@ -18,6 +18,7 @@ FAMILY_NAMES = ("cosmos", "svd", "wan")
 # `egoworld.actions.encoders.ENCODERS` (a test checks that the two agree).
 ENCODER_NAMES = ("sincos", "mlp")
 SAMPLERS = ("euler", "unipc")
+GUIDANCE_SCHEDULES = ("linear", "constant")
 
 
 def _type_name(kind: Any) -> str:
@@ -93,6 +94,10 @@ class WorldModelConfig:
         P_mean, P_std: EDM's log-normal noise levels (SVD).
         flow_shift: the flow schedule's shift (Cosmos/Wan), sampler: "euler" or "unipc".
         num_inference_steps, guidance: sampling defaults.
+        guidance_schedule: "linear" (the SVD pipeline's ramp from 1 at the first frame to `guidance` at
+            the last) or "constant" (`guidance` on every frame, as the EgoWM authors sample SVD).
+        vae_encode_chunk: frames (SVD) or clips (Wan/Cosmos VAE) per VAE call when encoding a training
+            batch, to bound memory; None encodes the batch in one call.
         use_image_encoder: condition on a CLIP image embedding (SVD, Wan i2v).
         codec: "vae" (the backbone's own VAE) or "pixel" (identity; SVD family only, for small
             models trained here without a pretrained VAE).
@@ -117,6 +122,8 @@ class WorldModelConfig:
     sampler: str = "euler"
     num_inference_steps: int = 25
     guidance: float = 1.0
+    guidance_schedule: str = "linear"
+    vae_encode_chunk: int | None = None
     use_image_encoder: bool = True
     codec: str = "vae"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -168,3 +175,11 @@ class WorldModelConfig:
         check_range(p, "P_std", self.P_std, low=0, low_open=True)
         check_range(p, "flow_shift", self.flow_shift, low=0, low_open=True)
         check_range(p, "guidance", self.guidance, low=0)
+        if self.guidance_schedule not in GUIDANCE_SCHEDULES:
+            raise ValueError(
+                f"{p}guidance_schedule={self.guidance_schedule!r}; expected one of {GUIDANCE_SCHEDULES}"
+            )
+        if self.vae_encode_chunk is not None and self.vae_encode_chunk < 1:
+            raise ValueError(
+                f"{p}vae_encode_chunk={self.vae_encode_chunk}; expected a positive integer or null"
+            )

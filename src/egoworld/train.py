@@ -374,24 +374,13 @@ def _all_ranks_true(accelerator, flag: bool) -> bool:
 
 
 def _build_model(cfg: TrainConfig, normalizer) -> WorldModel:
-    if cfg.init_from:
-        try:
-            model = WorldModel.from_pretrained(cfg.init_from)
-        except Exception as err:  # noqa: BLE001 - any failure to read the folder is a bad input
-            raise ValueError(
-                f"init_from={cfg.init_from}: cannot load a world model ({type(err).__name__}: "
-                f"{_first_line(err)}); expected a folder written by WorldModel.save_pretrained "
-                "(egoworld_world_model.json, denoiser/, vae/, ...)"
-            ) from None
-        if model.config.action_dim != cfg.model.action_dim:
-            raise ValueError(
-                f"init_from model has action_dim={model.config.action_dim}; "
-                f"config says {cfg.model.action_dim}"
-            )
-        model.normalizer = normalizer
-        return model.train()
-    torch.manual_seed(cfg.seed)
-    return WorldModel.build(cfg.model, normalizer).train()
+    from egoworld.model_init import initial_model
+
+    torch.manual_seed(cfg.seed)  # random initialisation (and fresh action encoders) from the run's seed
+    model = initial_model(cfg.model, cfg.init_from, normalizer, allow_random_init=cfg.allow_random_init)
+    if cfg.compile:
+        model.denoiser.base.compile(backend=cfg.compile)  # in place: the action hooks stay attached
+    return model.train()
 
 
 def param_groups(cfg: TrainConfig, model: WorldModel) -> list[dict]:

@@ -82,7 +82,12 @@ class TrainConfig:
         checkpoint_every, keep_checkpoints: checkpoint period (steps) and how many to keep (0 keeps all).
         log_every: TensorBoard scalar period; validate_every: validation rollout period (0 disables).
         seed: everything random derives from it (data order, noise), so runs are reproducible.
-        init_from: a world-model folder (`save_pretrained`) to start from instead of random weights.
+        init_from: where the weights come from: a diffusers pipeline folder (model_index.json, e.g.
+            the published SVD-XT / Cosmos-Predict2 / Wan 2.1 weights) or a world-model folder
+            (`save_pretrained`); `model:` fields that define the network must agree with it, the
+            rest is honoured (see `egoworld.model_init`). None: random weights.
+        allow_random_init: train a real-size preset (anything but tiny/small) from random weights.
+        compile: "" (off) or a `torch.compile` backend ("inductor", ...) for the base denoiser.
     """
 
     run_dir: str = "runs/default"
@@ -107,6 +112,8 @@ class TrainConfig:
     validate_every: int = 0
     seed: int = 0
     init_from: str | None = None
+    allow_random_init: bool = False
+    compile: str = ""
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
 

@@ -83,6 +83,8 @@ class WorldModel(nn.Module):
         self.config = config
         self.denoiser = denoiser
         self.codec = codec.requires_grad_(False)  # the VAE and CLIP stay frozen
+        if hasattr(codec, "encode_chunk"):
+            codec.encode_chunk = config.vae_encode_chunk
         self.image_encoder = image_encoder.requires_grad_(False) if image_encoder is not None else None
         self.family = FAMILIES[config.family](config)
         if normalizer is not None:
@@ -136,7 +138,9 @@ class WorldModel(nn.Module):
         extra.update(pipeline=parts.pipeline_class, scheduler=parts.scheduler_config)
         if parts.image_mean:
             extra.update(image_mean=list(parts.image_mean), image_std=list(parts.image_std))
-        fields = {**config_fields, **fixed, "action_dim": action_dim, "extra": extra}
+        if parts.image_processor:
+            extra.update(image_processor=parts.image_processor)  # Wan: the pipeline's CLIP preprocessing
+        fields = {**parts.config_defaults, **config_fields, **fixed, "action_dim": action_dim, "extra": extra}
         fields.setdefault("use_image_encoder", parts.image_encoder is not None)
         config = WorldModelConfig(**fields)
         config.validate()

@@ -74,8 +74,10 @@ class SVDFamily:
         latents = noise.randn((b, num_frames, ch, h, w), generator, image_BCHW.device)
         latents = latents * sched.init_noise_sigma
         use_cfg = guidance > 1.0
-        # SVD: guidance grows linearly from 1 at the first frame to `guidance` at the last
-        scale = torch.linspace(1.0, guidance, num_frames, device=latents.device).view(1, -1, 1, 1, 1)
+        # the SVD pipeline: guidance grows linearly from 1 at the first frame to `guidance` at the last;
+        # the EgoWM authors: `guidance` on every frame
+        low = guidance if self.config.guidance_schedule == "constant" else 1.0
+        scale = torch.linspace(low, guidance, num_frames, device=latents.device).view(1, -1, 1, 1, 1)
         for t in sched.timesteps:
             x_in = sched.scale_model_input(latents, t)
             cond = self._model(wm, x_in, t, z_cond, emb, ids, actions, state)
