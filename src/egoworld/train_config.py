@@ -41,7 +41,9 @@ class DataConfig:
             "passive" (videos without actions), or "worlds-nav" (a synthetic navigation dataset
             generated on first use into `path`).
         path: dataset folder.
-        split: "train"/"test" split file for NWM, or None for every trajectory.
+        split: NWM only: "auto" (the dataset's train split when its data_splits/ has one, else every
+            trajectory, with a warning), "train"/"test"/a traj_names.txt path, or null for every
+            trajectory. The test split is never trained on unless asked for.
         dataset_name: NWM dataset key (spacing lookup), default the folder name.
         stride, frame_step: window stride and frame-rate subsampling (see `data.clip.WindowSpec`).
         num_workers: DataLoader workers.
@@ -51,7 +53,7 @@ class DataConfig:
 
     format: str = "worlds-nav"
     path: str = "data/worlds-nav"
-    split: str | None = None
+    split: str | None = "auto"
     dataset_name: str | None = None
     stride: int = 1
     frame_step: int = 1

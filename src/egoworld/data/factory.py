@@ -75,14 +75,14 @@ def _open(data_cfg, model_cfg, normalizer: ActionNormalizer | None):
     if not path.exists():
         raise FileNotFoundError(f"data.path {path} does not exist; expected a {fmt} dataset folder")
     if fmt == "nwm":
-        return NWMDataset(
-            path,
-            split=data_cfg.split,
-            dataset_name=data_cfg.dataset_name,
-            frame_step=data_cfg.frame_step,
-            normalizer=normalizer,
-            **windows,
-        )
+        nwm = dict(dataset_name=data_cfg.dataset_name, frame_step=data_cfg.frame_step, normalizer=normalizer)
+        if data_cfg.split != "auto":
+            return NWMDataset(path, split=data_cfg.split, **nwm, **windows)
+        try:  # NWM's own train split: the test trajectories are never trained on unless asked for
+            return NWMDataset(path, split="train", **nwm, **windows)
+        except FileNotFoundError:
+            logger.warning("%s has no data_splits/*/train/traj_names.txt: training on every trajectory", path)
+            return NWMDataset(path, split=None, **nwm, **windows)
     if fmt == "passive":
         from egoworld.data.passive import PassiveVideoDataset
 

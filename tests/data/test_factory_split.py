@@ -1,0 +1,31 @@
+"""Training honours NWM's split files: the test trajectories are never trained on unless asked for."""
+
+from __future__ import annotations
+
+import shutil
+
+from egoworld.data.factory import _open
+from egoworld.model_config import WorldModelConfig
+from egoworld.train_config import DataConfig
+
+MODEL = WorldModelConfig(num_frames=4, height=8, width=8)
+
+
+def names(ds) -> set[str]:
+    return {t["name"] for t in ds.trajectories}
+
+
+def test_default_split_is_train_when_the_dataset_has_one(nwm_root):
+    ds = _open(DataConfig(format="nwm", path=str(nwm_root)), MODEL, None)
+    assert names(ds) == {"traj_a"}  # traj_b is the test split
+    everything = _open(DataConfig(format="nwm", path=str(nwm_root), split=None), MODEL, None)
+    assert names(everything) == {"traj_a", "traj_b"}
+    test = _open(DataConfig(format="nwm", path=str(nwm_root), split="test"), MODEL, None)
+    assert names(test) == {"traj_b"}
+
+
+def test_without_split_files_every_trajectory_is_used_with_a_warning(nwm_root, caplog):
+    shutil.rmtree(nwm_root.parent / "data_splits")
+    ds = _open(DataConfig(format="nwm", path=str(nwm_root)), MODEL, None)
+    assert names(ds) == {"traj_a", "traj_b"}
+    assert "training on every trajectory" in caplog.text
