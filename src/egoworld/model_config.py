@@ -19,6 +19,7 @@ FAMILY_NAMES = ("cosmos", "svd", "wan")
 ENCODER_NAMES = ("sincos", "mlp")
 SAMPLERS = ("euler", "unipc")
 GUIDANCE_SCHEDULES = ("linear", "constant")
+CONFIG_NAME = "egoworld_world_model.json"  # the file that marks a world-model folder
 
 
 def _type_name(kind: Any) -> str:

@@ -17,9 +17,10 @@ taken from the config.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
-from egoworld.model_config import WorldModelConfig
+from egoworld.model_config import CONFIG_NAME, WorldModelConfig
 
 # fields fixed by the weights; `preset` only names the size of randomly initialised models
 ARCHITECTURE = ("family", "codec", "action_dim", "state_dim", "encoder", "hidden_dim", "use_image_encoder")
@@ -48,11 +49,10 @@ def honoured_fields(config: WorldModelConfig) -> dict[str, Any]:
     }
 
 
-def initial_model(model_cfg: WorldModelConfig, init_from: str | None, normalizer, *, allow_random_init: bool):
-    """The world model a run starts from (see the module docstring); ValueError on a bad source."""
-    from egoworld.pipeline_import import PIPELINES, is_pipeline_folder, read_model_index
-    from egoworld.world_model import WorldModel
-
+def check_model_source(
+    model_cfg: WorldModelConfig, init_from: str | None, *, allow_random_init: bool
+) -> None:
+    """The cheap checks of where the weights come from, made before any data is read."""
     if not init_from:
         if model_cfg.preset not in SMALL_PRESETS and not allow_random_init:
             raise ValueError(
@@ -60,6 +60,26 @@ def initial_model(model_cfg: WorldModelConfig, init_from: str | None, normalizer
                 "train from random weights; pass --init-from PIPELINE_DIR (e.g. the published weights, see "
                 "docs/real-weights.md) or --allow-random-init if that is what you want"
             )
+        return
+    folder = Path(init_from)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"init_from={init_from} is not a folder; expected a pipeline or world-model folder"
+        )
+    if not any((folder / marker).is_file() for marker in ("model_index.json", CONFIG_NAME)):
+        raise ValueError(
+            f"init_from={init_from} holds neither model_index.json (a diffusers pipeline) nor {CONFIG_NAME} "
+            "(a world model written by save_pretrained)"
+        )
+
+
+def initial_model(model_cfg: WorldModelConfig, init_from: str | None, normalizer, *, allow_random_init: bool):
+    """The world model a run starts from (see the module docstring); ValueError on a bad source."""
+    from egoworld.pipeline_import import PIPELINES, is_pipeline_folder, read_model_index
+    from egoworld.world_model import WorldModel
+
+    check_model_source(model_cfg, init_from, allow_random_init=allow_random_init)
+    if not init_from:
         return WorldModel.build(model_cfg, normalizer)
 
     if is_pipeline_folder(init_from):

@@ -461,6 +461,7 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
 
     from egoworld.actions.normalization import ActionNormalizer
     from egoworld.data.factory import build_datasets, fit_normalizer
+    from egoworld.model_init import check_model_source
 
     resume, problems = _everywhere(accelerator, lambda: _newest_usable(run_dir))
 
@@ -468,6 +469,7 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
     if resume is not None:
         normalizer = ActionNormalizer.load(resume / "model" / "normalization.json")
     else:
+        check_model_source(cfg.model, cfg.init_from, allow_random_init=cfg.allow_random_init)  # before data
         with accelerator.main_process_first():
             normalizer = fit_normalizer(cfg.data, cfg.model)
     with accelerator.main_process_first():

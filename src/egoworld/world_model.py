@@ -28,11 +28,10 @@ from egoworld.families.flow import CosmosFamily, WanI2VFamily
 from egoworld.families.svd import SVDFamily
 from egoworld.image_encoder import ImageEncoder, tiny_clip
 from egoworld.io_utils import atomic_dir
-from egoworld.model_config import WorldModelConfig
+from egoworld.model_config import CONFIG_NAME, WorldModelConfig
 from egoworld.weights import load_local
 
 FAMILIES = {"svd": SVDFamily, "cosmos": CosmosFamily, "wan": WanI2VFamily}
-CONFIG_NAME = "egoworld_world_model.json"
 PROMPT_FILE = "prompt_embeds.safetensors"
 
 
@@ -344,7 +343,11 @@ class WorldModel(nn.Module):
             raise FileNotFoundError(
                 f"{cfg_path} not found; expected a world-model folder written by save_pretrained"
             )
-        config = WorldModelConfig(**json.loads(cfg_path.read_text()))
+        try:
+            config = WorldModelConfig(**json.loads(cfg_path.read_text()))
+            config.validate()
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError, ValueError) as err:
+            raise ValueError(f"{cfg_path} is not a valid world-model config ({err})") from err
         for part in ("denoiser",) if config.codec == "pixel" else ("denoiser", "vae"):
             if not (directory / part).is_dir():
                 raise FileNotFoundError(f"{directory / part} is missing; the model folder is incomplete")

@@ -39,8 +39,12 @@ def test_pipeline_folder_gives_the_pipeline_weights_and_the_config_fields(pipeli
 
 
 def test_conflicts_with_the_imported_model_are_errors(pipeline_dir, tmp_path):
-    with pytest.raises(ValueError, match="StableVideoDiffusionPipeline \\(family 'svd'\\).*model.family='cosmos'"):
-        initial_model(svd_cfg(family="cosmos", num_frames=5), str(pipeline_dir), None, allow_random_init=False)
+    with pytest.raises(
+        ValueError, match="StableVideoDiffusionPipeline \\(family 'svd'\\).*model.family='cosmos'"
+    ):
+        initial_model(
+            svd_cfg(family="cosmos", num_frames=5), str(pipeline_dir), None, allow_random_init=False
+        )
     torch.manual_seed(0)
     saved = tmp_path / "wm"
     WorldModel.build(svd_cfg(num_frames=4)).save_pretrained(saved)
