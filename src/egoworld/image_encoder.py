@@ -58,7 +58,21 @@ class ImageEncoder(nn.Module):
         """Projected image embedding [B, 1, projection_dim] (SVD's encoder_hidden_states)."""
         return self.clip(pixel_values=self._pixels(image_BCHW)).image_embeds[:, None]
 
-    def penultimate(self, image_BCHW: torch.Tensor) -> torch.Tensor:
-        """Penultimate hidden states [B, N, hidden] (Wan i2v's encoder_hidden_states_image)."""
-        out = self.clip(pixel_values=self._pixels(image_BCHW), output_hidden_states=True)
+    def penultimate(self, image_BCHW: torch.Tensor, processor=None) -> torch.Tensor:
+        """Penultimate hidden states [B, N, hidden] (Wan i2v's encoder_hidden_states_image).
+
+        processor: the pipeline's image processor (transformers `CLIPImageProcessor`), or None. With it the
+        image goes the way `WanImageToVideoPipeline.encode_image` takes a picture: as 8-bit RGB (what a PIL
+        image holds; [-1, 1] -> round(127.5 (x + 1))), through the processor's resize, crop, rescale and
+        normalisation. Without it, `_pixels` (the resize of models built without a pipeline).
+        """
+        pixels = self._pixels(image_BCHW) if processor is None else self._processed(image_BCHW, processor)
+        out = self.clip(pixel_values=pixels, output_hidden_states=True)
         return out.hidden_states[-2]
+
+    def _processed(self, image_BCHW: torch.Tensor, processor) -> torch.Tensor:
+        """[-1, 1] [B, 3, H, W] -> uint8 [H, W, 3] pictures -> the processor's pixel_values [B, 3, S, S]."""
+        u8 = ((image_BCHW.detach().float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        pictures = list(u8.permute(0, 2, 3, 1).cpu().numpy())
+        pixels = processor(images=pictures, return_tensors="pt").pixel_values
+        return pixels.to(device=image_BCHW.device, dtype=self.clip.dtype)

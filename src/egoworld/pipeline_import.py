@@ -11,7 +11,9 @@
 
 Nothing is downloaded: every part loads from the folder (`egoworld.weights.load_local`). A folder
 that is not a pipeline of a supported family, or misses a part, is a ValueError / FileNotFoundError
-naming what is missing and what was expected.
+naming what is missing and what was expected. Wan: the Wan 2.1 image-to-video layout (noisy latents +
+mask + condition latents, CLIP image features when the transformer has `image_dim`); Wan 2.2 folders
+(`expand_timesteps`, `boundary_ratio` / `transformer_2`) are refused.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class PipelineParts:
         image_mean, image_std: CLIP normalisation from the feature extractor / image processor.
         scheduler_config: the pipeline's scheduler config (sampling uses exactly this scheduler).
         prompt_embeds: the text encoder's embedding of the empty prompt [1, L, D] (Cosmos, Wan), or None.
+        image_processor: the CLIP preprocessor config (preprocessor_config.json, `image_processor_type` set
+            to the class model_index.json names), or None; Wan's CLIP input goes through it.
+        config_defaults: `WorldModelConfig` fields whose default differs for this pipeline (the pipeline's
+            own call defaults, e.g. Cosmos's fps=16); explicit values win.
     """
 
     family: str
@@ -63,6 +69,12 @@ class PipelineParts:
     image_std: tuple[float, ...] | None = None
     scheduler_config: dict[str, Any] = field(default_factory=dict)
     prompt_embeds: Any = None
+    image_processor: dict[str, Any] | None = None
+    config_defaults: dict[str, Any] = field(default_factory=dict)
+
+
+# `Cosmos2VideoToWorldPipeline.__call__(fps=16)`: the frame rate its transformer's RoPE is told
+PIPELINE_CALL_DEFAULTS: dict[str, dict[str, Any]] = {"cosmos": {"fps": 16}}
 
 
 def is_pipeline_folder(folder: str | Path) -> bool:
@@ -88,7 +100,18 @@ def read_model_index(folder: str | Path) -> tuple[str, dict[str, Any]]:
             f"{folder} holds a {name}; expected one of {', '.join(PIPELINES)} (an image-to-video pipeline "
             "of a supported family)"
         )
-    _, _, required = PIPELINES[name]
+    family, _, required = PIPELINES[name]
+    if family == "wan":
+        wan22 = {
+            k: index.get(k)
+            for k in ("expand_timesteps", "boundary_ratio", "transformer_2")
+            if index.get(k) not in (None, False, [None, None])
+        }
+        if wan22:
+            raise ValueError(
+                f"{folder} is a Wan 2.2 {name} ({wan22}); expected the Wan 2.1 image-to-video layout "
+                "(one transformer, mask + condition latents, no expand_timesteps)"
+            )
     missing = [p for p in required if not (folder / p).is_dir() or index.get(p) in (None, [None, None])]
     if missing:
         raise FileNotFoundError(
@@ -106,13 +129,17 @@ def _component_class(index: dict[str, Any], part: str):
     return getattr(module, class_name)
 
 
-def _clip_normalisation(folder: Path) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+def _image_processor_config(folder: Path, index: dict[str, Any]) -> dict[str, Any] | None:
+    """The CLIP preprocessor config (feature_extractor/ for SVD, image_processor/ for Wan), or None."""
     for name in ("feature_extractor", "image_processor"):
         cfg = folder / name / "preprocessor_config.json"
-        if cfg.is_file():
+        if cfg.is_file() and index.get(name) not in (None, [None, None]):
             d = json.loads(cfg.read_text())
-            return tuple(d.get("image_mean", ())) or None, tuple(d.get("image_std", ())) or None
-    return None, None
+            entry = index.get(name)
+            if isinstance(entry, list) and len(entry) == 2 and entry[1]:
+                d["image_processor_type"] = entry[1]  # the class the pipeline instantiates
+            return d
+    return None
 
 
 def empty_prompt_embeds(folder: Path, index: dict[str, Any], max_length: int) -> Any:
@@ -140,7 +167,9 @@ def empty_prompt_embeds(folder: Path, index: dict[str, Any], max_length: int) ->
     return hidden
 
 
-def load_pipeline_parts(folder: str | Path, *, text_max_length: int | None = None) -> PipelineParts:
+def load_pipeline_parts(
+    folder: str | Path, *, text_max_length: int | None = None, torch_dtype=None
+) -> PipelineParts:
     """Load the denoiser, VAE, image encoder, scheduler config (and empty-prompt embedding) of a folder."""
     from egoworld.weights import load_local
 
@@ -148,16 +177,41 @@ def load_pipeline_parts(folder: str | Path, *, text_max_length: int | None = Non
     name, index = read_model_index(folder)
     family, denoiser_dir, _ = PIPELINES[name]
     try:
-        denoiser = load_local(_component_class(index, denoiser_dir), folder / denoiser_dir)
+        # the denoiser loads straight in `torch_dtype` (a 14B DiT in fp32 needs ~66 GB of host RAM)
+        dtype = {} if torch_dtype is None else {"torch_dtype": torch_dtype}
+        denoiser = load_local(_component_class(index, denoiser_dir), folder / denoiser_dir, **dtype)
         vae = load_local(_component_class(index, "vae"), folder / "vae")
         image_encoder = None
         if (folder / "image_encoder").is_dir() and index.get("image_encoder") not in (None, [None, None]):
             image_encoder = load_local(_component_class(index, "image_encoder"), folder / "image_encoder")
         scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+        processor = _image_processor_config(folder, index)
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
         raise ValueError(f"{folder} ({name}): a component could not be loaded: {err}") from err
-    mean, std = _clip_normalisation(folder)
+    if family == "wan" and getattr(denoiser.config, "image_dim", None):
+        # Wan 2.1 i2v: the transformer cross-attends to CLIP features of the image
+        for part, present in (("image_encoder", image_encoder is not None), ("image_processor", processor)):
+            if not present:
+                raise FileNotFoundError(
+                    f"{folder} ({name}) is missing {part}/; expected it because the transformer has "
+                    f"image_dim={denoiser.config.image_dim} (Wan 2.1 image-to-video)"
+                )
+    mean = (tuple(processor.get("image_mean", ())) or None) if processor else None
+    std = (tuple(processor.get("image_std", ())) or None) if processor else None
     prompt = None
     if family != "svd":
+        # both pipelines' default max_sequence_length is 512
         prompt = empty_prompt_embeds(folder, index, text_max_length or 512)
-    return PipelineParts(family, name, denoiser, vae, image_encoder, mean, std, scheduler_config, prompt)
+    return PipelineParts(
+        family,
+        name,
+        denoiser,
+        vae,
+        image_encoder,
+        mean,
+        std,
+        scheduler_config,
+        prompt,
+        image_processor=processor if family == "wan" else None,
+        config_defaults=dict(PIPELINE_CALL_DEFAULTS.get(family, {})),
+    )

@@ -126,7 +126,7 @@ class WorldModel(nn.Module):
         """
         from egoworld.pipeline_import import load_pipeline_parts
 
-        parts = load_pipeline_parts(pipeline_dir)
+        parts = load_pipeline_parts(pipeline_dir, torch_dtype=torch_dtype)
         fixed = {"family": parts.family, "codec": "vae", "preset": "imported"}
         clash = {k: v for k, v in config_fields.items() if k in fixed and v != fixed[k]}
         if clash:
@@ -143,8 +143,6 @@ class WorldModel(nn.Module):
         fields.setdefault("use_image_encoder", parts.image_encoder is not None)
         config = WorldModelConfig(**fields)
         config.validate()
-        if torch_dtype is not None:
-            parts.denoiser.to(torch_dtype)
         denoiser = condition_on_actions(
             parts.denoiser,
             action_dim,

@@ -1,10 +1,17 @@
-"""Rectified-flow relations agree with diffusers' flow scheduler."""
+"""Rectified-flow relations agree with diffusers' flow scheduler; Cosmos Predict2's noise and weighting."""
 
 from __future__ import annotations
 
-import torch
+import json
+import math
 
+import pytest
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from egoworld.families.flow import COSMOS2_SCHEDULER_CONFIG
 from egoworld.objectives import RectifiedFlow
+from egoworld.objectives.flow import scheduler_from_config
 
 
 def test_x0_and_velocity_relations():
@@ -37,3 +44,46 @@ def test_t_sampling_is_shifted_logit_normal_in_unit_interval():
     mask = torch.tensor([0.0, 1.0]).view(1, 2)
     loss = flow.loss(torch.ones(1, 2), torch.zeros(1, 2), mask)
     assert loss.item() == 1.0
+
+
+def test_cosmos_predict2_noise_is_lognormal_sigma_scaled_for_video():
+    flow = RectifiedFlow(noise="cosmos-predict2")
+    t = flow.sample_t(20000, generator=torch.Generator().manual_seed(0), video_frames=4)
+    assert t.min() > 0 and t.max() < 1
+    log_sigma = (t / (1 - t)).log()  # t = sigma / (1 + sigma)
+    assert abs(log_sigma.mean().item() - 0.5 * math.log(4)) < 0.03  # ln(sigma) ~ N(0, 1) + ln sqrt(T)
+    assert abs(log_sigma.std().item() - 1.0) < 0.03
+
+
+def test_cosmos_predict2_weight_is_the_edm_loss_of_the_pipelines_preconditioning():
+    """w(t) ||F - v||^2 equals Cosmos Predict2's lambda(sigma) ||x0_pred - x0||^2 with the pipeline's
+    c_in = c_skip = 1 - t, c_out = -t (sigma_data = 1)."""
+    flow = RectifiedFlow(noise="cosmos-predict2")
+    g = torch.Generator().manual_seed(0)
+    x0, eps, out = (torch.randn(3, 2, 5, 4, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    sigma = torch.tensor([0.05, 1.3, 40.0], dtype=torch.float64)
+    t = sigma / (1 + sigma)
+    s5, t5 = sigma.view(-1, 1, 1, 1, 1), t.view(-1, 1, 1, 1, 1)
+    x_sigma = x0 + s5 * eps
+    x0_pred = (1 - t5) * x_sigma + (-t5) * out  # c_skip * x + c_out * F, F the network output
+    edm = (s5.square() + 1) / s5.square() * (x0_pred - x0).square()
+    torch.testing.assert_close(flow.interpolate(x0, eps, t5), (1 - t5) * x_sigma)  # c_in * x = x_t
+    torch.testing.assert_close(flow.loss(out, flow.target(x0, eps), t=t), edm.flatten(1).mean(1).float())
+
+
+def test_logit_normal_is_unweighted_and_unknown_noise_is_refused():
+    flow = RectifiedFlow()
+    v_pred, v = torch.randn(2, 6), torch.randn(2, 6)
+    torch.testing.assert_close(flow.loss(v_pred, v, t=torch.tensor([0.2, 0.9])), flow.loss(v_pred, v))
+    with pytest.raises(ValueError, match="flow noise 'edm' is not known"):
+        RectifiedFlow(noise="edm")
+
+
+def test_scheduler_from_config_reproduces_the_cosmos2_pipeline_schedule():
+    saved = json.loads(FlowMatchEulerDiscreteScheduler(use_karras_sigmas=True).to_json_string())
+    sched = scheduler_from_config({**saved, "sigma_max": 80.0}, **COSMOS2_SCHEDULER_CONFIG)  # extra keys: ok
+    sched.set_timesteps(sigmas=torch.linspace(0, 1, 5, dtype=torch.float64))
+    assert sched.sigmas[0].item() == pytest.approx(80.0) and sched.sigmas[-2].item() == pytest.approx(0.002)
+    assert torch.all(sched.sigmas[:-2] > sched.sigmas[1:-1])  # Karras, decreasing, then the appended 0
+    with pytest.raises(ValueError, match="scheduler class 'NotAScheduler' is not a diffusers scheduler"):
+        scheduler_from_config({"_class_name": "NotAScheduler"})
