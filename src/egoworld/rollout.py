@@ -1,7 +1,10 @@
 """Rollout inputs: any start image at the model's resolution, and actions from files or a script.
 
+    resolve_model_dir(path)           -> (model folder, note)  (a model folder or a training run folder)
     load_image(path, H, W)            -> uint8 [H, W, 3]   (short side resized, then centre-cropped)
     load_actions(source, model)       -> float32 [N, D]    (.npy | .json | .csv | navigation script)
+    load_reference_frames(path, N, H, W) -> uint8 [N, H, W, 3]  (a video file or a folder of frames)
+    run_rollout(model, image, actions, ...) -> uint8 [N, H, W, 3]  (checked, then `WorldModel.rollout`)
 
 A navigation script is a `;`- or newline-separated list of steps, each `WORD [AMOUNT] [xREPEAT]`:
 
@@ -11,6 +14,11 @@ Every repetition is one step (one generated frame). Steps become 3-DoF NWM actio
 frame (x forward, y left, yaw counter-clockwise; `egoworld.actions.spaces`):
 (dx / spacing, dy / spacing, dyaw in radians), where `spacing` is the dataset's metric waypoint
 spacing. Row 0 is zero: it belongs to the start frame (the `WorldModel.rollout` convention).
+A rollout has at most `MAX_FRAMES` frames (a script's repetitions included).
+
+`warn_if_unfamiliar(actions, model)` logs one warning when the requested actions reach far outside
+the range of the model's training actions (its normalization statistics): e.g. 0.5 m steps for a
+model trained on 0.2 m steps. Nothing in this module imports torch.
 """
 
 from __future__ import annotations
@@ -28,6 +36,11 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 ACTION_FILE_SUFFIXES = (".npy", ".json", ".csv")
+MAX_FRAMES = 10_000  # frames of one rollout (start frame + steps): scripts and files beyond are refused
+MAX_SAMPLER_STEPS = 1_000  # sampler steps per chunk
+UNFAMILIAR_MARGIN = 0.25  # warn beyond the trained [min, max] by this fraction of its range
+MODEL_CONFIG_NAME = "egoworld_world_model.json"  # = egoworld.world_model.CONFIG_NAME (no torch import)
+CHECKPOINT_RE = re.compile(r"^step-(\d{8})$")  # = egoworld.train.CKPT_RE
 
 # word -> (kind, sign): "move" steps carry metres along (dx, dy); "turn" steps carry an angle.
 SCRIPT_WORDS: dict[str, tuple[str, tuple[float, float, float]]] = {
@@ -45,6 +58,108 @@ _LENGTH_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001, "": 1.0}
 _ANGLE_UNITS = {"deg": math.pi / 180.0, "°": math.pi / 180.0, "rad": 1.0, "": math.pi / 180.0}
 _AMOUNT = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*([a-z°]*)$")
 _REPEAT = re.compile(r"^[x*×](\d+)$")
+
+
+# models ----------------------------------------------------------------------------------------
+
+
+def resolve_model_dir(path: str | Path) -> tuple[Path, str]:
+    """The world-model folder to load from `path` -> (folder, note; "" when `path` is the model).
+
+    `path` is a world-model folder (it holds `egoworld_world_model.json`) or a training run folder
+    (`egoworld train --run-dir`): its `final/` model, else the model of its newest complete
+    checkpoint (`checkpoints/step-NNNNNNNN/model`, written with `trainer_state.json`). Raises
+    FileNotFoundError / NotADirectoryError saying what was expected. Reads no weights.
+    """
+    path = Path(path)
+    expected = (
+        f"expected a world-model folder (holding {MODEL_CONFIG_NAME}) or a training run folder "
+        "(holding final/ or checkpoints/step-NNNNNNNN/model)"
+    )
+    if not path.exists():
+        raise FileNotFoundError(f"model {path} not found; {expected}")
+    if not path.is_dir():
+        raise NotADirectoryError(f"model {path} is a file; {expected}")
+    if (path / MODEL_CONFIG_NAME).is_file():
+        return path, ""
+    final = path / "final"
+    if (final / MODEL_CONFIG_NAME).is_file():
+        return final, f"using {final} (the run's final model)"
+    ckpts = path / "checkpoints"
+    done = []
+    if ckpts.is_dir():
+        done = sorted(
+            p
+            for p in ckpts.iterdir()
+            if CHECKPOINT_RE.match(p.name)
+            and (p / "trainer_state.json").is_file()
+            and (p / "model" / MODEL_CONFIG_NAME).is_file()
+        )
+    if done:
+        newest = done[-1] / "model"
+        return newest, f"using {newest} (the newest complete checkpoint; the run has no final/ yet)"
+    raise FileNotFoundError(f"model {path} holds no world model; {expected}")
+
+
+def read_model_info(directory: str | Path):
+    """What a saved world model is, read from its JSON files without torch or weights.
+
+    Returns an object with `.config` (a checked `WorldModelConfig`) and `.normalizer` (the action
+    statistics, or None): enough for `load_actions` and `unfamiliar_actions` to check a request
+    before the model is loaded. Raises ValueError for an unreadable or invalid config.
+    """
+    from types import SimpleNamespace
+
+    from egoworld.actions.normalization import ActionNormalizer
+    from egoworld.model_config import WorldModelConfig
+
+    directory = Path(directory)
+    cfg_path = directory / MODEL_CONFIG_NAME
+    try:
+        fields = json.loads(cfg_path.read_text())
+        if not isinstance(fields, dict):
+            raise TypeError(f"expected a JSON object, got {type(fields).__name__}")
+        config = WorldModelConfig(**fields)
+        config.validate()
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{cfg_path} not found; expected a world-model folder written by save_pretrained"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as err:
+        detail = " ".join(str(err).split())[:300]
+        raise ValueError(f"{cfg_path}: not a valid world-model config ({detail})") from None
+    stats = directory / "normalization.json"
+    try:
+        normalizer = ActionNormalizer.load(stats) if stats.is_file() else None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{stats}: not valid action statistics ({err})") from None
+    return SimpleNamespace(config=config, normalizer=normalizer)
+
+
+def check_device(device: str) -> str:
+    """`device` if torch can use it here, else ValueError listing the devices this machine has."""
+    import torch
+
+    kind, _, index = str(device).partition(":")
+    available = ["cpu"]
+    n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    available += [f"cuda:{i}" for i in range(n_cuda)]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        available.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    n_xpu = xpu.device_count() if xpu is not None and xpu.is_available() else 0
+    available += [f"xpu:{i}" for i in range(n_xpu)]
+    count = {"cpu": 1, "cuda": n_cuda, "mps": int("mps" in available), "xpu": n_xpu}.get(kind)
+    if count is None or (index and not index.isdigit()):
+        raise ValueError(
+            f"device {device!r} is not a torch device name; devices here: {', '.join(available)}"
+        )
+    if count == 0 or (index and int(index) >= count):
+        why = f"{kind.upper()} is not available here" if count == 0 else f"there is no {device}"
+        build = "" if kind != "cuda" or torch.version.cuda else f" (torch {torch.__version__} is a CPU build)"
+        raise ValueError(f"device {device!r}: {why}{build}; devices here: {', '.join(available)}")
+    return str(device)
 
 
 # images ----------------------------------------------------------------------------------------
@@ -99,6 +214,46 @@ def fit_frames(frames_THW3: np.ndarray, height: int, width: int) -> np.ndarray:
     if frames_THW3.shape[1:3] == (height, width):
         return frames_THW3.astype(np.uint8, copy=False)
     return np.stack([_cover_and_crop(Image.fromarray(f), height, width) for f in frames_THW3])
+
+
+def check_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A start frame as `WorldModel.rollout` takes it: uint8 [height, width, 3], else ValueError."""
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        raise ValueError(
+            f"start image is {a.dtype}; expected uint8 [{height}, {width}, 3] with values 0..255 "
+            "(egoworld.rollout.load_image gives one from any image file)"
+        )
+    if a.shape != (height, width, 3):
+        raise ValueError(f"start image has shape {a.shape}; expected ({height}, {width}, 3) for this model")
+    return a
+
+
+def load_reference_frames(path: str | Path, frames: int, height: int, width: int) -> np.ndarray:
+    """The first `frames` frames of a video file or a folder of PNG/JPG frames -> uint8 [N, H, W, 3].
+
+    Frames are resized and centre-cropped like `load_image`; a folder's frames are taken in the
+    natural order of their names (`frame_2.png` before `frame_10.png`), or from its `frames/`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"ground-truth video {path} not found; expected a video file or a folder of frames"
+        )
+    if path.is_dir():
+        from egoworld.metrics.videos import load_video
+
+        video = load_video(path)  # [T, H0, W0, 3]
+        have = len(video)
+    else:
+        from egoworld.data.video import VideoReader
+
+        with VideoReader(path) as reader:
+            have = len(reader)
+            video = reader.read(range(min(frames, have))) if have >= frames else None
+    if have < frames:
+        raise ValueError(f"{path} has {have} frames; the rollout has {frames} (start frame + actions)")
+    return fit_frames(video[:frames], height, width)
 
 
 # actions ---------------------------------------------------------------------------------------
@@ -179,6 +334,11 @@ def parse_script(script: str, spacing: float) -> np.ndarray:
         if kind != "stay" and amount is None:
             unit = "m" if kind == "move" else "deg"
             raise ValueError(f"step {command!r}: no amount; expected e.g. '{word} 0.5{unit}'")
+        if len(rows) + repeat > MAX_FRAMES:
+            raise ValueError(
+                f"step {command!r}: the script makes {len(rows) + repeat} frames by here; expected at most "
+                f"{MAX_FRAMES} (start frame + steps); split the walk into several rollouts"
+            )
         step = np.array(sign, dtype=np.float64) * (amount or 0.0)
         step[:2] /= spacing
         rows.extend([step] * repeat)
@@ -221,9 +381,12 @@ def read_action_file(path: str | Path) -> np.ndarray:
         raise FileNotFoundError(f"actions file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
+        from egoworld.io_utils import check_npy_size
+
+        check_npy_size(path, "actions file")
         try:
             return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError, EOFError) as err:
             raise ValueError(f"{path}: cannot read as a numeric .npy array ({err})") from err
     if suffix == ".json":
         return _read_json(path)
@@ -248,6 +411,12 @@ def check_actions(actions: np.ndarray, action_dim: int, where: str) -> np.ndarra
         raise ValueError(
             f"{where}: {a.shape[0]} action rows; expected at least 2 (row 0 for the start frame + one step)"
         )
+    if a.shape[0] > MAX_FRAMES:
+        raise ValueError(
+            f"{where}: {a.shape[0]} action rows; expected at most {MAX_FRAMES} (split into several rollouts)"
+        )
+    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        raise ValueError(f"{where}: actions are {a.dtype}; expected real numbers")
     bad = ~np.isfinite(a)
     if bad.any():
         row, col = np.argwhere(bad)[0]
@@ -280,3 +449,110 @@ def load_actions(source: str | Path, model, spacing: float | None = None) -> np.
         )
     actions = parse_script(text, model_spacing(model, spacing))
     return check_actions(actions, action_dim, "action script")
+
+
+# checks before sampling ------------------------------------------------------------------------
+
+
+def check_sampling(num_inference_steps: int | None = None, guidance: float | None = None) -> None:
+    """ValueError unless steps is None or an integer in [1, MAX_SAMPLER_STEPS] and guidance is None
+    or a finite number >= 0 (`WorldModel.rollout` reads 0 steps as "the default" and would sample
+    with a NaN guidance)."""
+    if num_inference_steps is not None:
+        s = num_inference_steps
+        if (
+            isinstance(s, (bool, np.bool_))
+            or not isinstance(s, (int, np.integer))
+            or not 1 <= s <= MAX_SAMPLER_STEPS
+        ):
+            raise ValueError(f"sampler steps {s!r}; expected an integer in [1, {MAX_SAMPLER_STEPS}]")
+    if guidance is not None:
+        try:
+            g = float(guidance)
+        except (TypeError, ValueError):
+            raise ValueError(f"guidance {guidance!r}; expected a finite number >= 0") from None
+        if not (math.isfinite(g) and g >= 0):
+            raise ValueError(f"guidance {guidance!r}; expected a finite number >= 0")
+
+
+_NAV_NAMES = ("forward step dx", "sideways step dy", "turn dyaw")
+
+
+def unfamiliar_actions(actions: np.ndarray, model, margin: float = UNFAMILIAR_MARGIN) -> str | None:
+    """A one-line description of actions far outside the model's training range, else None.
+
+    `actions` are raw (not normalized) [N, D]; row 0 belongs to the start frame and is ignored. A
+    value is far outside when it lies beyond the statistics' observed [min, max] by more than
+    `margin` × (max - min) of its dimension. Navigation models (D = 3 with a stored spacing) are
+    described in metres and degrees.
+    """
+    norm = getattr(model, "normalizer", None)
+    a = np.asarray(actions, dtype=np.float64)
+    if norm is None or a.ndim != 2 or a.shape[1] != norm.action_dim or len(a) < 2:
+        return None
+    steps = a[1:]
+    lo, hi = np.asarray(norm.min, np.float64), np.asarray(norm.max, np.float64)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        return None
+    slack = margin * np.maximum(hi - lo, 1e-6)
+    far = (steps < lo - slack) | (steps > hi + slack)  # [N-1, D]
+    if not far.any():
+        return None
+    meta = norm.meta or {}
+    spacing = meta.get("spacing", meta.get("metric_waypoint_spacing"))
+    nav = norm.action_dim == 3 and spacing is not None
+    parts = []
+    for d in np.flatnonzero(far.any(axis=0)):
+        col = steps[:, d]
+        worst = col[np.argmax(np.maximum(lo[d] - col, col - hi[d]))]
+        if nav and d < 2:
+            f, unit, name = float(spacing), " m", _NAV_NAMES[d]
+        elif nav:
+            f, unit, name = 180.0 / math.pi, " deg", _NAV_NAMES[d]
+        else:
+            f, unit, name = 1.0, "", f"column {d}"
+        a, b, w = (float(x * f) + 0.0 for x in (lo[d], hi[d], worst))  # + 0.0: no "-0"
+        parts.append(f"{name} reaches {w:.3g}{unit} where training saw {a:.3g}..{b:.3g}{unit}")
+    n_far = int(far.any(axis=1).sum())
+    data = f" ({meta['dataset']})" if meta.get("dataset") else ""
+    return (
+        f"{n_far} of {len(steps)} steps are far outside the model's training actions{data}: "
+        f"{'; '.join(parts)}; predictions there are unreliable (use steps inside that range)"
+    )
+
+
+def warn_if_unfamiliar(actions: np.ndarray, model) -> str | None:
+    """Log `unfamiliar_actions` once as a warning (one line); returns the message or None."""
+    message = unfamiliar_actions(actions, model)
+    if message:
+        logger.warning(message)
+    return message
+
+
+def run_rollout(
+    model,
+    image: np.ndarray,
+    actions: np.ndarray,
+    *,
+    num_inference_steps: int | None = None,
+    guidance: float | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> np.ndarray:
+    """Check the request, warn about unfamiliar actions, then `model.rollout` -> uint8 [N, H, W, 3].
+
+    image: uint8 [H, W, 3] at the model's size; actions: raw float [N, D] (row 0: the start frame).
+    """
+    c = model.config
+    check_image(image, c.height, c.width)
+    check_sampling(num_inference_steps, guidance)
+    actions = check_actions(actions, int(c.action_dim), "actions")
+    warn_if_unfamiliar(actions, model)
+    return model.rollout(
+        image,
+        actions,
+        num_inference_steps=num_inference_steps,
+        guidance=guidance,
+        seed=seed,
+        progress=progress,
+    )

@@ -215,12 +215,13 @@ def test_bad_inputs(folders, tmp_path, capsys):
     for name in ("clip_a", "clip_b"):
         write_frame_folder(load_video(gt_dir / name)[:6], short / name)
     _expect_error(capsys, _eval(gt_dir, short, out, "--metrics", "psnr"), "6 frames", "18")
-    # different sizes
-    small = tmp_path / "pred_small"
-    small.mkdir()
+    # different sizes that resizing cannot reconcile: another aspect ratio, a prediction larger than the GT
+    square = tmp_path / "pred_square"
+    square.mkdir()
     for name in ("clip_a", "clip_b"):
-        write_frame_folder(load_video(gt_dir / name)[:, :48, :64], small / name)
-    _expect_error(capsys, _eval(gt_dir, small, out, "--metrics", "psnr"), "64x48", "96x72")
+        write_frame_folder(load_video(gt_dir / name)[:, :48, :48], square / name)
+    _expect_error(capsys, _eval(gt_dir, square, out, "--metrics", "psnr"), "48x48", "96x72", "aspect ratio")
+    _expect_error(capsys, _eval(square, gt_dir, out, "--metrics", "psnr"), "96x72", "48x48")
     # missing annotation file, and an annotation without this video
     _expect_error(
         capsys,
@@ -250,10 +251,11 @@ def test_bad_inputs(folders, tmp_path, capsys):
         "AlexNet weights not found at",
         "alex.pth",
     )
-    _expect_error(capsys, _eval(gt_dir, pred_dir, out, "--metrics", "scs"), "--sam2-checkpoint")
+    sam2 = ["--metrics", "scs", "--gt-tracks", "sam2"]  # auto would take the instance masks both have
+    _expect_error(capsys, _eval(gt_dir, pred_dir, out, *sam2), "--sam2-checkpoint")
     _expect_error(
         capsys,
-        _eval(gt_dir, pred_dir, out, "--metrics", "scs", "--sam2-checkpoint", str(tmp_path / "sam2.pt")),
+        _eval(gt_dir, pred_dir, out, *sam2, "--sam2-checkpoint", str(tmp_path / "sam2.pt")),
         "SAM 2 checkpoint not found",
         "sam2.pt",
     )
@@ -261,6 +263,9 @@ def test_bad_inputs(folders, tmp_path, capsys):
     # unknown metric, bad horizons
     _expect_error(capsys, _eval(gt_dir, pred_dir, out, "--metrics", "psnr,fvd"), "fvd", "expected")
     _expect_error(capsys, _eval(gt_dir, pred_dir, out, "--horizons", "a,b"), "--horizons")
+    _expect_error(capsys, _eval(gt_dir, pred_dir, out, "--horizons", "2,99999999999999999999"), "[1, 100000]")
+    many = ",".join(str(h) for h in range(1, 100))
+    _expect_error(capsys, _eval(gt_dir, pred_dir, out, "--horizons", many), "at most 64")
     # a corrupt side file: the file's name, not numpy's advice about pickles
     corrupt = tmp_path / "pred_corrupt"
     shutil.copytree(pred_dir, corrupt)
@@ -305,3 +310,132 @@ def test_trim_auto_needs_all_of_depth_poses_and_intrinsics():
     assert _trim_method(auto, full) == "reprojection"
     assert _trim_method(auto, {"depth": 0, "poses_c2w": 0}) == "flow"  # no K: the FOV guess is not GT
     assert _trim_method(Namespace(trim="flow"), full) == "flow"
+
+
+def test_defaults_need_no_weights_and_help_says_them(folders, tmp_path, capsys):
+    """The plain command runs without any downloaded weights: psnr, ssim and (masks on both sides) scs."""
+    _, gt_dir, pred_dir = folders
+    assert _eval(gt_dir, pred_dir, tmp_path / "r") == 0
+    data = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert data["meta"]["metrics"] == ["psnr", "ssim", "scs"] and not data["meta"]["notes"]
+    assert data["meta"]["videos"]["clip_a"]["scs_tracks"] == {"gt": "instances", "pred": "instances"}
+    # without instance masks in the prediction, SCS would need SAM 2 weights: left out, and said so
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("clip_a", "clip_b"):
+        shutil.copy(pred_dir / f"{name}.mp4", bare / f"{name}.mp4")
+    capsys.readouterr()
+    assert _eval(gt_dir, bare, tmp_path / "r2") == 0
+    printed = capsys.readouterr().out
+    data = json.loads((tmp_path / "r2" / "results.json").read_text())
+    assert data["meta"]["metrics"] == ["psnr", "ssim"]
+    assert "scs left out of the default metrics" in printed and "--sam2-checkpoint" in printed
+    assert "Note: scs left out" in (tmp_path / "r2" / "results.md").read_text()
+
+
+def test_lpips_without_weights_says_which_file_and_where(folders, tmp_path, monkeypatch, capsys):
+    """No --alexnet: the loader looks in torch hub's cache and names the file, its URL and that path."""
+    _, gt_dir, pred_dir = folders
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    _expect_error(
+        capsys,
+        _eval(gt_dir, pred_dir, tmp_path / "r", "--metrics", "psnr,lpips"),
+        "alexnet-owt-7be5be79.pth), not found at " + str(tmp_path / "torch-home" / "hub" / "checkpoints"),
+        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        "--alexnet FILE",
+    )
+    # a file where the loader looks (or given with --alexnet) that is not AlexNet: one line naming it
+    hub = tmp_path / "torch-home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "alexnet-owt-7be5be79.pth").write_bytes(b"truncated download")
+    _expect_error(
+        capsys,
+        _eval(gt_dir, pred_dir, tmp_path / "r", "--metrics", "lpips"),
+        "alexnet-owt-7be5be79.pth: cannot read as a torch state dict",
+    )
+    import torch
+
+    torch.save({"features.0.weight": torch.zeros(3)}, tmp_path / "wrong.pth")
+    _expect_error(
+        capsys,
+        _eval(
+            gt_dir, pred_dir, tmp_path / "r", "--metrics", "lpips", "--alexnet", str(tmp_path / "wrong.pth")
+        ),
+        "wrong.pth: features.0.weight has shape (3,), expected (64, 3, 11, 11)",
+    )
+    _expect_error(
+        capsys,
+        _eval(gt_dir, pred_dir, tmp_path / "r", "--metrics", "dreamsim"),
+        "dino_vitb16_pretrain.pth",
+        "--dreamsim-cache DIR",
+    )
+    assert not (tmp_path / "r").exists()
+
+
+def test_larger_ground_truth_is_downsampled_and_the_report_says_so(folders, tmp_path, capsys):
+    """A 32 px model's prediction against a 64 px world: the GT (frames, depth, instances, K) is brought
+    to the prediction's size."""
+    import cv2
+
+    _, gt_dir, _ = folders
+    half = tmp_path / "pred_half"
+    half.mkdir()
+
+    def shrink(frames, interpolation):
+        return np.stack([cv2.resize(f, (48, 36), interpolation=interpolation) for f in frames])
+
+    for name in ("clip_a", "clip_b"):
+        write_frame_folder(shrink(load_video(gt_dir / name), cv2.INTER_AREA), half / name)  # [18, 36, 48, 3]
+        with np.load(gt_dir / f"{name}.npz") as side:
+            depth = shrink(side["depth"].astype(np.float32), cv2.INTER_NEAREST)
+            instances = shrink(side["instances"].astype(np.int32), cv2.INTER_NEAREST)
+        np.savez(half / f"{name}.npz", depth=depth, instances=instances)
+    args = ["--metrics", "psnr,scs,depth", "--horizons", "2,4"]
+    assert _eval(gt_dir, half, tmp_path / "r", *args) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((tmp_path / "r" / "results.json").read_text())
+    info = data["meta"]["videos"]["clip_a"]
+    assert info["gt_resized_from"] == [96, 72] and info["size"] == [48, 36]
+    assert data["mean"]["psnr"]["2"] == "inf"  # the same area downsampling: identical frames
+    assert data["mean"]["scs"]["overall"] == 100.0 and data["mean"]["depth_abs_rel"]["overall"] == 0.0
+    assert (
+        info["scs_trim"] == "reprojection" and abs(info["scs_trim_at"] - 15) <= 1
+    )  # K scaled with the frames
+    assert "area-downsampled to the prediction's size (48x36)" in printed
+    assert "area-downsampled" in (tmp_path / "r" / "results.md").read_text()
+
+
+def test_one_video_against_its_ground_truth(folders, tmp_path):
+    """--pred and --gt may be single videos (files or frame folders), or one video and a folder."""
+    _, gt_dir, pred_dir = folders
+    assert _eval(gt_dir / "clip_a", pred_dir / "clip_a.mp4", tmp_path / "r1", "--metrics", "psnr,ssim") == 0
+    one = json.loads((tmp_path / "r1" / "results.json").read_text())
+    assert list(one["per_video"]) == ["clip_a"]
+    assert _eval(gt_dir, pred_dir / "clip_b.mp4", tmp_path / "r2", "--metrics", "psnr") == 0
+    assert list(json.loads((tmp_path / "r2" / "results.json").read_text())["per_video"]) == ["clip_b"]
+
+
+def test_report_folder_never_replaces_an_input(folders, tmp_path, capsys):
+    _, gt_dir, pred_dir = folders
+    report = tmp_path / "report"
+    assert _eval(gt_dir, pred_dir, report, "--metrics", "psnr") == 0
+    shutil.copytree(pred_dir, report / "pred")  # a user keeps predictions inside an old report
+    _expect_error(
+        capsys, _eval(gt_dir, report / "pred", report, "--metrics", "psnr"), "holds the input --pred"
+    )
+    assert (report / "pred" / "clip_a.mp4").is_file()
+
+
+def test_scs_refuses_nan_and_non_boolean_masks():
+    from egoworld.metrics import structural_consistency_score
+
+    gt = np.zeros((2, 1, 4, 4), bool)
+    gt[:, 0, :2] = True
+    nan = np.full(gt.shape, np.nan)
+    with pytest.raises(ValueError, match="SCS pred masks .*float64.* hold nan; expected boolean masks"):
+        structural_consistency_score(nan, gt)  # astype(bool) would make every pixel "inside"
+    with pytest.raises(ValueError, match="hold 255"):
+        structural_consistency_score(gt.astype(np.uint8) * 255, gt)
+    with pytest.raises(ValueError, match="gt masks are <U1"):
+        structural_consistency_score(gt, np.full(gt.shape, "x"))
+    assert structural_consistency_score(gt.astype(np.uint8), gt.astype(np.float32)) == 100.0

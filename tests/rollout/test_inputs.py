@@ -1,9 +1,12 @@
-"""`egoworld.rollout`: start images of any size/format and actions from files or scripts."""
+"""`egoworld.rollout`: start images of any size/format, actions from files or scripts, model folders,
+the checks before sampling and the warning about actions the model never saw."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +14,23 @@ import pytest
 from PIL import Image
 
 from egoworld.actions.normalization import ActionNormalizer
-from egoworld.rollout import fit_frames, load_actions, load_image, parse_script
+from egoworld.rollout import (
+    MAX_FRAMES,
+    UNFAMILIAR_MARGIN,
+    check_device,
+    check_image,
+    check_sampling,
+    fit_frames,
+    load_actions,
+    load_image,
+    load_reference_frames,
+    parse_script,
+    read_model_info,
+    resolve_model_dir,
+    run_rollout,
+    unfamiliar_actions,
+    warn_if_unfamiliar,
+)
 
 from .conftest import SPACING
 
@@ -158,3 +177,215 @@ def test_bad_action_files(tmp_path):
             load_actions(tmp_path / name, fake_model())
     with pytest.raises(FileNotFoundError, match="nothing.npy"):
         load_actions("nothing.npy", fake_model())
+
+
+# limits and checks ----------------------------------------------------------------------------
+
+
+def test_scripts_and_files_are_capped_at_max_frames(tmp_path):
+    with pytest.raises(ValueError, match=f"makes 100000001 frames by here; expected at most {MAX_FRAMES}"):
+        parse_script("forward 0.5m x100000000", 0.25)  # refused before a list of 10^8 rows is built
+    with pytest.raises(ValueError, match="expected at most"):
+        parse_script("stay x5000; stay x5000", 0.25)
+    assert parse_script(f"stay x{MAX_FRAMES - 1}", 0.25).shape == (MAX_FRAMES, 3)
+    np.save(tmp_path / "long.npy", np.zeros((MAX_FRAMES + 1, 3)))
+    with pytest.raises(ValueError, match=f"{MAX_FRAMES + 1} action rows; expected at most"):
+        load_actions(tmp_path / "long.npy", fake_model())
+
+
+@pytest.mark.parametrize(
+    "steps, guidance, match",
+    [
+        (0, None, r"sampler steps 0; expected an integer in \[1, 1000\]"),
+        (-3, None, "sampler steps -3"),
+        (2.5, None, "sampler steps 2.5"),
+        (True, None, "sampler steps True"),
+        (10**6, None, "sampler steps 1000000"),
+        (None, float("nan"), "guidance nan"),
+        (None, float("inf"), "guidance inf"),
+        (None, -1.0, "guidance -1.0"),
+        (None, "x", "guidance 'x'"),
+    ],
+)
+def test_check_sampling(steps, guidance, match):
+    with pytest.raises(ValueError, match=match):
+        check_sampling(steps, guidance)
+
+
+def test_check_sampling_accepts_defaults_and_sane_values():
+    check_sampling(None, None)
+    check_sampling(np.int64(12), 0.0)
+    check_sampling(1, 7.5)
+
+
+def test_check_image_refuses_float_and_wrong_sizes():
+    with pytest.raises(ValueError, match="start image is float64; expected uint8"):
+        check_image(np.zeros((32, 32, 3)), 32, 32)
+    with pytest.raises(ValueError, match=r"shape \(32, 32\); expected \(32, 32, 3\)"):
+        check_image(np.zeros((32, 32), np.uint8), 32, 32)
+    assert check_image(np.zeros((8, 16, 3), np.uint8), 8, 16).shape == (8, 16, 3)
+
+
+def test_run_rollout_checks_before_sampling(loaded_model):
+    """The library entry point refuses what `WorldModel.rollout` would silently accept."""
+    image = np.zeros((32, 32, 3), np.uint8)
+    actions = np.zeros((3, 3), np.float32)
+    for kwargs, match in [
+        (dict(image=image.astype(np.float32)), "float32"),
+        (dict(num_inference_steps=0), "sampler steps 0"),
+        (dict(guidance=float("nan")), "guidance nan"),
+    ]:
+        args = {"image": image, "actions": actions, **kwargs}
+        with pytest.raises(ValueError, match=match):
+            run_rollout(loaded_model, args.pop("image"), args.pop("actions"), **args)
+    video = run_rollout(loaded_model, image, actions, num_inference_steps=1)
+    assert video.shape == (3, 32, 32, 3) and video.dtype == np.uint8
+
+
+def test_check_device_lists_what_exists():
+    import torch
+
+    assert check_device("cpu") == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device 'cuda': CUDA is not available here.*devices here: cpu"):
+            check_device("cuda")
+    with pytest.raises(ValueError, match="devices here: cpu"):
+        check_device("cuda:99")
+    with pytest.raises(ValueError, match="not a torch device name"):
+        check_device("tpu")
+
+
+# unfamiliar actions ---------------------------------------------------------------------------
+
+
+def nav_model(spacing=0.15):
+    """Statistics like the shipped demo-nav model: forward steps of 0..1.37 units (0.2 m at 0.15 m)."""
+    normalizer = ActionNormalizer(
+        "meanstd",
+        mean=[0.93, 0.01, 0.02],
+        std=[0.17, 0.07, 0.13],
+        min=[-0.0, -0.225, -0.25],
+        max=[1.369, 0.244, 0.270],
+        meta={"dataset": "egoworld_nav", "spacing": spacing},
+    )
+    return SimpleNamespace(config=SimpleNamespace(action_dim=3), normalizer=normalizer)
+
+
+def test_half_metre_steps_for_a_model_trained_on_short_steps_warn_once(caplog):
+    model = nav_model()
+    walk = load_actions("forward 0.5m x8; turn_left 15deg x4", model)  # the README's painting walk
+    with caplog.at_level(logging.WARNING, logger="egoworld.rollout"):
+        message = warn_if_unfamiliar(walk, model)
+    assert len(caplog.records) == 1 and caplog.records[0].getMessage() == message
+    assert "\n" not in message
+    assert message.startswith("8 of 12 steps are far outside the model's training actions (egoworld_nav)")
+    assert "forward step dx reaches 0.5 m where training saw 0..0.205 m" in message
+    assert "turn" not in message  # 15 degrees is inside the trained turns (up to 15.5 degrees)
+    assert unfamiliar_actions(load_actions("forward 0.2m x8; turn_left 15deg x4", model), model) is None
+
+
+def test_unfamiliar_threshold_is_a_quarter_of_the_range_beyond_min_and_max():
+    model = nav_model()
+    lo, hi = model.normalizer.min[0], model.normalizer.max[0]
+    margin = UNFAMILIAR_MARGIN * (hi - lo)
+    inside = np.array([[0, 0, 0], [hi + 0.9 * margin, 0, 0]])
+    outside = np.array([[0, 0, 0], [hi + 1.1 * margin, 0, 0]])
+    below = np.array([[0, 0, 0], [lo - 1.1 * margin, 0, 0]])
+    assert unfamiliar_actions(inside, model) is None
+    assert "1 of 1 steps" in unfamiliar_actions(outside, model)
+    assert unfamiliar_actions(below, model) is not None
+    # row 0 (the start frame) is never judged; without statistics there is nothing to compare to
+    assert unfamiliar_actions(np.array([[99.0, 0, 0], [0.5, 0, 0]]), model) is None
+    assert unfamiliar_actions(outside, fake_model()) is None
+
+
+def test_unfamiliar_actions_of_other_spaces_name_the_column():
+    zeros = np.zeros(2)
+    normalizer = ActionNormalizer("minmax", zeros, zeros + 1, zeros - 1, zeros + 1)
+    model = SimpleNamespace(config=SimpleNamespace(action_dim=2), normalizer=normalizer)
+    message = unfamiliar_actions(np.array([[0, 0], [0, 5.0]]), model)
+    assert "column 1 reaches 5 where training saw -1..1" in message
+
+
+# model folders --------------------------------------------------------------------------------
+
+
+def _run_folder(model_dir, tmp_path, steps=(), final=False, incomplete=()):
+    """A training run folder: checkpoints/step-N/{model, trainer_state.json}, optionally final/."""
+    run = tmp_path / "run"
+    for step in steps:
+        ckpt = run / "checkpoints" / f"step-{step:08d}"
+        shutil.copytree(model_dir, ckpt / "model")
+        (ckpt / "trainer_state.json").write_text(json.dumps({"step": step}))
+    for step in incomplete:  # a checkpoint killed before its trainer_state.json was written
+        shutil.copytree(model_dir, run / "checkpoints" / f"step-{step:08d}" / "model")
+    (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (run / "checkpoints" / ".tmp-step-00000099").mkdir()
+    if final:
+        shutil.copytree(model_dir, run / "final")
+    return run
+
+
+def test_resolve_model_dir(model_dir, tmp_path):
+    assert resolve_model_dir(model_dir) == (model_dir, "")
+    run = _run_folder(model_dir, tmp_path, steps=(10, 20), incomplete=(30,))
+    folder, note = resolve_model_dir(run)
+    assert folder == run / "checkpoints" / "step-00000020" / "model"
+    assert "newest complete checkpoint" in note and str(folder) in note
+    shutil.copytree(model_dir, run / "final")
+    assert resolve_model_dir(run) == (run / "final", f"using {run / 'final'} (the run's final model)")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no world model; expected a world-model folder"):
+        resolve_model_dir(empty)
+    with pytest.raises(FileNotFoundError, match="not found; expected"):
+        resolve_model_dir(tmp_path / "nothing")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        resolve_model_dir(model_dir / "normalization.json")
+
+
+def test_read_model_info_needs_no_weights(model_dir, tmp_path):
+    info = read_model_info(model_dir)
+    assert info.config.action_dim == 3 and info.normalizer.meta["spacing"] == SPACING
+    np.testing.assert_allclose(load_actions("forward 1m", info)[1], [4.0, 0, 0])
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    (broken / "egoworld_world_model.json").write_text('{"family": "svd", "num_frames": "many"}')
+    with pytest.raises(ValueError, match="not a valid world-model config"):
+        read_model_info(broken)
+
+
+def test_reference_frames_from_a_video_or_a_folder(tmp_path):
+    from egoworld.data.video import write_video
+    from egoworld.metrics.videos import write_frame_folder
+
+    frames = np.random.default_rng(0).integers(0, 256, (5, 48, 64, 3), dtype=np.uint8)
+    write_frame_folder(frames, tmp_path / "frames")
+    out = load_reference_frames(tmp_path / "frames", 4, 32, 32)
+    np.testing.assert_array_equal(out, fit_frames(frames[:4], 32, 32))
+    write_video(tmp_path / "v.mp4", frames, fps=5)
+    assert load_reference_frames(tmp_path / "v.mp4", 5, 32, 32).shape == (5, 32, 32, 3)
+    with pytest.raises(ValueError, match="has 5 frames; the rollout has 6"):
+        load_reference_frames(tmp_path / "frames", 6, 32, 32)
+    with pytest.raises(FileNotFoundError, match="not found; expected a video file or a folder of frames"):
+        load_reference_frames(tmp_path / "none", 2, 32, 32)
+
+
+def test_npy_actions_whose_header_lies_are_refused_before_allocation(tmp_path):
+    """A header claiming 2 TiB would be a MemoryError traceback; a truncated file or a pickle one line."""
+    with open(tmp_path / "huge.npy", "wb") as fh:
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": "<f8", "fortran_order": False, "shape": (10**11, 3)}
+        )
+        fh.write(bytes(100))
+    np.save(tmp_path / "full.npy", np.zeros((100, 3)))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "full.npy").read_bytes()[:300])
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for name, match in [
+        ("huge.npy", r"header claims \[100000000000, 3\] float64 \(2400000000000 bytes\)"),
+        ("cut.npy", "truncated or corrupt"),
+        ("objects.npy", "holds Python objects"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            load_actions(tmp_path / name, fake_model())
+    assert load_actions(tmp_path / "full.npy", fake_model()).shape == (100, 3)

@@ -16,26 +16,45 @@ BASE = ["worlds", "generate", "--episodes", "1", "--frames", "3", "--size", "16"
 
 def _fails(argv, capsys, needle: str) -> None:
     assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
+    captured = capsys.readouterr()
+    err = captured.err.strip()
     assert len(err.splitlines()) == 1 and needle in err, err
+    assert err.startswith("egoworld worlds") and "Traceback" not in err
 
 
 @pytest.mark.parametrize(
     "extra, needle",
     [
-        (["--task", "fly"], "unknown task 'fly'"),
+        (["--task", "fly"], "argument --task: invalid choice: 'fly' (choose from 'nav', 'humanoid'"),
         (["--task", "nav", "--size", "17"], "even"),
-        (["--task", "nav", "--size", "8"], "size must be an integer in [16, 1024]"),
-        (["--task", "nav", "--frames", "1"], "frames"),
-        (["--task", "nav", "--episodes", "0"], "episodes"),
-        (["--task", "nav", "--workers", "0"], "workers"),
-        (["--task", "nav", "--trajectory", "spiral"], "spiral"),
-        (["--task", "tabletop", "--effector", "claw"], "claw"),
+        (["--task", "nav", "--size", "8"], "argument --size: 8; expected an integer in [16, 1024]"),
+        (["--task", "nav", "--size", "nan"], "argument --size: 'nan' is not an integer"),
+        (["--task", "nav", "--frames", "1"], "argument --frames: 1; expected an integer in [2, 100000]"),
+        (["--task", "nav", "--episodes", "0"], "argument --episodes: 0"),
+        (["--task", "nav", "--workers", "0"], "argument --workers: 0"),
+        (["--task", "nav", "--seed", "-1"], "argument --seed: -1"),
+        (
+            ["--task", "nav", "--trajectory", "spiral"],
+            "invalid choice: 'spiral' (choose from 'random', 'circle'",
+        ),
+        (
+            ["--task", "tabletop", "--effector", "claw"],
+            "invalid choice: 'claw' (choose from 'hand', 'gripper')",
+        ),
+        (["--task", "tabletop", "--trajectory", "circle"], "unknown tabletop options ['trajectory']"),
     ],
 )
 def test_bad_arguments(tmp_path, capsys, extra, needle):
     _fails([*BASE, "--out", str(tmp_path / "o"), *extra], capsys, needle)
-    assert not (tmp_path / "o").exists()
+    assert not list(tmp_path.iterdir())
+
+
+def test_help_lists_the_choices(capsys):
+    assert main(["worlds", "generate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for choices in ("{nav,humanoid,tabletop,passive}", "{random,circle,square}", "{hand,gripper}"):
+        assert choices in text
+    assert "examples: egoworld worlds generate --task nav" in text
 
 
 def test_texture_folders(tmp_path, capsys):

@@ -5,11 +5,15 @@ Metrics: PSNR, SSIM, LPIPS, DreamSim, SCS (EgoWM Eq. 7), Depth ERR and Cam ERR (
     egoworld eval --pred P --gt G [--metrics psnr,ssim,lpips,dreamsim,scs,depth,cam]
                   [--horizons 2,4,8,16] [--annotations A.json] [--out DIR]
 
-P and G are folders of videos (mp4 or folders of frames) matched by name; the output of
-`egoworld worlds generate --task nav|tabletop` is such a folder. Ground truth (depth, poses,
-intrinsics, instance masks, object kinds) is read from `<name>.npz` beside a video or from the
-`gt/` folder inside a frame folder. Writes results.md / .csv / .json and metrics_vs_horizon.png
-into DIR, all at once or not at all. See docs/metrics.md.
+P and G are folders of videos (mp4 or folders of frames) matched by name, or two single videos
+(or one video and a folder holding it); the output of `egoworld worlds generate --task
+nav|tabletop` is such a folder. Ground truth (depth, poses, intrinsics, instance masks, object
+kinds) is read from `<name>.npz` beside a video or from the `gt/` folder inside a frame folder. A
+ground truth larger than the prediction (same aspect ratio) is area-downsampled to the
+prediction's size, and the report says so. The default metrics need no downloaded weights: PSNR,
+SSIM, and SCS where instance masks or a SAM 2 checkpoint make it computable. Writes results.md /
+.csv / .json and metrics_vs_horizon.png into DIR, all at once or not at all. Arguments, paths and
+weights files are checked before torch is imported. See docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -18,36 +22,73 @@ import argparse
 import logging
 from pathlib import Path
 
+from egoworld.cli import add_command, device_name, float_in
 from egoworld.metrics.tracking import DEFAULT_EXCLUDE_NAMES
 
 logger = logging.getLogger(__name__)
 
 ALL_METRICS = ("psnr", "ssim", "lpips", "dreamsim", "scs", "depth", "cam")
-DEFAULT_METRICS = "psnr,ssim,lpips,dreamsim,scs"
+DEFAULT_METRICS = ("psnr", "ssim", "scs")  # no downloaded weights; scs only where it is computable
+DEFAULT_HELP = (
+    "default: psnr,ssim,scs - scs only when it can be computed without weights (instance masks in both "
+    "videos, <name>.npz or gt/instances.npy) or with --sam2-checkpoint; lpips and dreamsim need local "
+    "weights (--alexnet, --dreamsim-cache)"
+)
+TRACKS = ("auto", "sam2", "instances")
+MAX_HORIZON = 100_000
+MAX_HORIZONS = 64
+EXAMPLES = """
+egoworld eval --pred preds/ --gt worlds/nav-eval/                  # folders of videos matched by name
+egoworld eval --pred demo_out/prediction.mp4 --gt demo_out/world-seed0-17f/traj_00000   # one pair
+egoworld eval --pred P --gt G --metrics psnr,ssim,lpips --alexnet alexnet-owt-7be5be79.pth --out report
+"""
 ESTIMATED_MEDIAN_DEPTH = 2.0  # estimated depth of unknown scale is brought to this median before odometry
 
 
 def register(subparsers) -> None:
     """Add the `eval` parser."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "eval",
         help="score predicted videos against ground truth",
-        description="Score predicted videos against ground-truth videos matched by name (docs/metrics.md).",
+        description="Score predicted videos against ground-truth videos matched by name, or one predicted "
+        "video against its ground truth (docs/metrics.md).\n"
+        f"Metrics {DEFAULT_HELP}.\n"
+        "A ground truth larger than the prediction (same aspect ratio) is area-downsampled to the "
+        "prediction's size; the report says so.",
+        examples=EXAMPLES,
     )
     p.add_argument(
-        "--pred", required=True, type=Path, help="folder of predicted videos (mp4 or frame folders)"
+        "--pred",
+        required=True,
+        type=Path,
+        help="folder of predicted videos (mp4 or frame folders), or one video",
     )
-    p.add_argument("--gt", required=True, type=Path, help="folder of ground-truth videos, same names")
-    p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma list from {','.join(ALL_METRICS)}")
     p.add_argument(
-        "--horizons", default="2,4,8,16", help="frame indices to report (frame 0 = first observation)"
+        "--gt",
+        required=True,
+        type=Path,
+        help="folder of ground-truth videos with the same names, or one video",
+    )
+    p.add_argument(
+        "--metrics", default=None, help=f"comma list from {','.join(ALL_METRICS)} ({DEFAULT_HELP})"
+    )
+    p.add_argument(
+        "--horizons",
+        default="2,4,8,16",
+        help="frame indices to report (frame 0 = first observation; default 2,4,8,16)",
     )
     p.add_argument(
         "--out", type=Path, default=Path("eval_report"), help="report folder (default: eval_report)"
     )
-    p.add_argument("--device", default="cpu", help="torch device for learned models")
+    p.add_argument("--device", type=device_name, default="cpu", help="torch device for learned models")
     g = p.add_argument_group("LPIPS / DreamSim")
-    g.add_argument("--alexnet", type=Path, help="torchvision alexnet state dict for LPIPS")
+    g.add_argument(
+        "--alexnet",
+        type=Path,
+        help="torchvision AlexNet weights for LPIPS (default: alexnet-owt-7be5be79.pth in torch hub's "
+        "cache, $TORCH_HOME/hub/checkpoints or ~/.cache/torch/hub/checkpoints)",
+    )
     g.add_argument("--lpips-random", action="store_true", help="random AlexNet (plumbing tests only)")
     g.add_argument(
         "--dreamsim-cache", type=Path, help="folder filled by dreamsim(pretrained=True, cache_dir=…)"
@@ -64,13 +105,13 @@ def register(subparsers) -> None:
     )
     g.add_argument(
         "--min-object-area",
-        type=float,
+        type=float_in(0.0, 1.0, hi_open=True),
         default=0.005,
         help="--objects instances: smallest object, as a fraction of frame 0 (default 0.005)",
     )
     g.add_argument(
         "--max-object-area",
-        type=float,
+        type=float_in(0.0, 1.0, lo_open=True),
         help="--objects instances: largest object, as a fraction of frame 0 (default: no limit)",
     )
     g.add_argument(
@@ -79,9 +120,13 @@ def register(subparsers) -> None:
         help="--objects instances with gt/objects.json: comma list of name globs that are not "
         f"structures (default {','.join(DEFAULT_EXCLUDE_NAMES)}; '' keeps every static object)",
     )
-    g.add_argument("--gt-tracks", choices=("sam2", "instances"), default="sam2", help="masks of the GT video")
+    tracks_help = (
+        "(default auto: the instance masks when both videos of a pair have them and objects come from "
+        "instances, else SAM 2)"
+    )
+    g.add_argument("--gt-tracks", choices=TRACKS, default="auto", help=f"masks of the GT video {tracks_help}")
     g.add_argument(
-        "--pred-tracks", choices=("sam2", "instances"), default="sam2", help="masks of the prediction"
+        "--pred-tracks", choices=TRACKS, default="auto", help=f"masks of the prediction {tracks_help}"
     )
     g.add_argument("--sam2-config", default="configs/sam2.1/sam2.1_hiera_t.yaml", help="SAM 2 config name")
     g.add_argument("--sam2-checkpoint", type=Path, help="local SAM 2 checkpoint (.pt) matching --sam2-config")
@@ -102,7 +147,12 @@ def register(subparsers) -> None:
     g.add_argument(
         "--poses", choices=("gt", "open3d"), default="gt", help="camera pose source for both videos"
     )
-    g.add_argument("--fov-deg", type=float, default=60.0, help="horizontal FOV when no intrinsics are given")
+    g.add_argument(
+        "--fov-deg",
+        type=float_in(0.0, 180.0, lo_open=True, hi_open=True),
+        default=60.0,
+        help="horizontal FOV in degrees when no intrinsics are given (default 60)",
+    )
     p.set_defaults(func=run)
 
 
@@ -123,9 +173,12 @@ def _parse_horizons(text: str) -> list[int]:
         raise ValueError(
             f"--horizons must be comma-separated frame indices like 2,4,8,16; got {text!r}"
         ) from None
-    if not horizons or min(horizons) < 1:
-        raise ValueError(f"--horizons must be frame indices ≥ 1; got {text!r}")
-    return sorted(set(horizons))
+    if not horizons or min(horizons) < 1 or max(horizons) > MAX_HORIZON:
+        raise ValueError(f"--horizons must be frame indices in [1, {MAX_HORIZON}]; got {text!r}")
+    horizons = sorted(set(horizons))
+    if len(horizons) > MAX_HORIZONS:
+        raise ValueError(f"--horizons lists {len(horizons)} frames; expected at most {MAX_HORIZONS}")
+    return horizons
 
 
 def _need(side: dict, key: str, where: Path, why: str):
@@ -155,10 +208,87 @@ def _trim_method(args, side_gt: dict) -> str:
     return "reprojection" if has_geometry else "flow"
 
 
+SAM2_HOWTO = (
+    "download sam2.1_hiera_tiny.pt from https://github.com/facebookresearch/sam2#download-checkpoints "
+    "and pass it with --sam2-checkpoint (or pass --gt-tracks/--pred-tracks instances when both videos "
+    "hold instance masks, <name>.npz or gt/instances.npy)"
+)
+
+
+def _tracks(args, pair) -> tuple[str, str]:
+    """(GT, prediction) mask sources for one pair: 'instances' or 'sam2' ('auto' resolved)."""
+    from egoworld.metrics.videos import has_side_key
+
+    both = (
+        args.objects == "instances"
+        and has_side_key(pair.gt, "instances")
+        and has_side_key(pair.pred, "instances")
+    )
+    auto = "instances" if both else "sam2"
+    return tuple(auto if t == "auto" else t for t in (args.gt_tracks, args.pred_tracks))
+
+
+def _scs_unavailable(args, pairs) -> str | None:
+    """Why SCS cannot be computed without more weights or masks (None: it can)."""
+    from egoworld.metrics.videos import has_side_key
+
+    if args.objects == "instances":
+        missing = [p.name for p in pairs if not has_side_key(p.gt, "instances")]
+        if missing:
+            return f"no objects: the ground truth of {missing[:3]} has no instance masks and no --annotations"
+    if args.sam2_checkpoint is None and not args.sam2_random:
+        need = [p.name for p in pairs if "sam2" in _tracks(args, p)]
+        if need:
+            return f"{need[:3]} need SAM 2 masks and no --sam2-checkpoint was given"
+    return None
+
+
+def _needs_learned_depth(args, metrics) -> bool:
+    return (
+        "depth" in metrics or ("cam" in metrics and args.poses == "open3d")
+    ) and args.depth == "depth-anything"
+
+
+def check_weights(args, metrics: list[str], pairs) -> None:
+    """Every weights file the requested metrics need exists; raises naming the file (no torch import)."""
+    from egoworld.metrics import perceptual
+
+    if "lpips" in metrics and (args.alexnet is not None or not args.lpips_random):
+        perceptual.find_alexnet(args.alexnet)
+    if "dreamsim" in metrics:
+        perceptual.check_dreamsim_cache(args.dreamsim_cache)
+    if "scs" in metrics and any("sam2" in _tracks(args, p) for p in pairs) and not args.sam2_random:
+        if args.sam2_checkpoint is None:
+            raise FileNotFoundError(
+                f"SCS tracks objects with SAM 2 but no --sam2-checkpoint was given; {SAM2_HOWTO}"
+            )
+        if not args.sam2_checkpoint.is_file():
+            raise FileNotFoundError(f"SAM 2 checkpoint not found: {args.sam2_checkpoint}; {SAM2_HOWTO}")
+    if _needs_learned_depth(args, metrics):
+        if args.depth_model is None:
+            raise FileNotFoundError(
+                "--depth depth-anything needs --depth-model DIR (a local transformers folder)"
+            )
+        if not args.depth_model.is_dir():
+            raise FileNotFoundError(
+                f"--depth-model {args.depth_model} not found; expected a local transformers "
+                "Depth Anything folder"
+            )
+
+
+def _uses_torch(args, metrics, pairs) -> bool:
+    return (
+        "lpips" in metrics
+        or "dreamsim" in metrics
+        or _needs_learned_depth(args, metrics)
+        or ("scs" in metrics and any("sam2" in _tracks(args, p) for p in pairs))
+    )
+
+
 class _Models:
     """Learned models, built once and validated before any video is scored."""
 
-    def __init__(self, args, metrics: list[str]):
+    def __init__(self, args, metrics: list[str], pairs):
         from egoworld.metrics import geometry, perceptual, tracking
 
         self.lpips = self.dreamsim = self.sam2 = self.depth = None
@@ -168,22 +298,13 @@ class _Models:
             )
         if "dreamsim" in metrics:
             self.dreamsim = perceptual.DreamSimMetric(args.dreamsim_cache, device=args.device)
-        if "scs" in metrics and "sam2" in (args.gt_tracks, args.pred_tracks):
+        if "scs" in metrics and any("sam2" in _tracks(args, p) for p in pairs):
             if args.sam2_checkpoint is None and not args.sam2_random:
                 raise FileNotFoundError(
-                    "SCS tracks objects with SAM 2 but no --sam2-checkpoint was given; download "
-                    "sam2.1_hiera_tiny.pt from https://github.com/facebookresearch/sam2#download-checkpoints "
-                    "(or pass --gt-tracks/--pred-tracks instances when the ground truth, <name>.npz "
-                    "or gt/instances.npy, holds instance masks)"
+                    f"SCS tracks objects with SAM 2 but no --sam2-checkpoint was given; {SAM2_HOWTO}"
                 )
             self.sam2 = tracking.Sam2Tracker(args.sam2_config, args.sam2_checkpoint, device=args.device)
-        if (
-            "depth" in metrics or ("cam" in metrics and args.poses == "open3d")
-        ) and args.depth == "depth-anything":
-            if args.depth_model is None:
-                raise FileNotFoundError(
-                    "--depth depth-anything needs --depth-model DIR (a local transformers folder)"
-                )
+        if _needs_learned_depth(args, metrics):
             self.depth = geometry.DepthAnythingEstimator(
                 args.depth_model, output=args.depth_output, device=args.device
             )
@@ -230,8 +351,10 @@ def _scs(args, pair, pred, gt, side_pred, side_gt, annotations, models, horizons
             return tracking.masks_from_instances(inst, prompts)
         return models.sam2.track(frames, prompts)
 
-    gt_masks = masks(args.gt_tracks, gt, side_gt, pair.gt)  # [T, K, H, W]
-    pred_masks = masks(args.pred_tracks, pred, side_pred, pair.pred)
+    gt_tracks, pred_tracks = _tracks(args, pair)
+    info["scs_tracks"] = {"gt": gt_tracks, "pred": pred_tracks}
+    gt_masks = masks(gt_tracks, gt, side_gt, pair.gt)  # [T, K, H, W]
+    pred_masks = masks(pred_tracks, pred, side_pred, pair.pred)
     method = _trim_method(args, side_gt)
     if method == "flow":
         trim_at = trimming.trim_frame_by_flow(gt)
@@ -290,11 +413,13 @@ def evaluate_pair(args, pair, metrics, horizons, annotations, models) -> tuple[d
     from egoworld.metrics.report import by_horizon
 
     pred, gt = videos.load_video(pair.pred), videos.load_video(pair.gt)
-    videos.check_same_shape(pred, gt, pair.name)
     side_pred, side_gt = videos.load_side_file(pair.pred), videos.load_side_file(pair.gt)
+    gt, side_gt, resized_from = videos.fit_to_prediction(pred, gt, side_gt, pair.name)
     t, h, w = gt.shape[:3]
     res: dict[str, dict[str, float]] = {}
     info: dict = {"frames": t, "size": [w, h]}
+    if resized_from is not None:
+        info["gt_resized_from"] = resized_from
     if "psnr" in metrics:
         res["psnr"] = by_horizon(pixel.psnr(pred, gt), horizons)
     if "ssim" in metrics:
@@ -342,50 +467,88 @@ def evaluate_pair(args, pair, metrics, horizons, annotations, models) -> tuple[d
     return res, info
 
 
-def run(args: argparse.Namespace) -> int:
-    """Score every matched pair and write the report."""
-    from egoworld.metrics import report, tracking, videos
+def check_request(args: argparse.Namespace):
+    """Everything checkable before torch is imported -> (metrics, horizons, pairs, annotations, notes).
 
-    metrics = _parse_metrics(args.metrics)
+    Parses the lists, matches the videos, checks the report folder and every weights file the
+    metrics need, and resolves the default metrics (a note says why SCS is left out, if it is).
+    """
+    from egoworld.io_utils import check_outputs_distinct, check_replaceable
+    from egoworld.metrics import tracking, videos
+
+    requested = _parse_metrics(args.metrics) if args.metrics is not None else None
     horizons = _parse_horizons(args.horizons)
-    if not 0 <= args.min_object_area < 1 or (
-        args.max_object_area is not None and not args.min_object_area < args.max_object_area <= 1
-    ):
+    if args.max_object_area is not None and not args.min_object_area < args.max_object_area:
         raise ValueError(
             f"object areas must satisfy 0 ≤ --min-object-area < --max-object-area ≤ 1; "
             f"got {args.min_object_area} and {args.max_object_area}"
         )
     pairs = videos.match_videos(args.pred, args.gt)
+    check_replaceable(args.out, "results.json")
+    inputs = {"--pred": args.pred, "--gt": args.gt, "--annotations": args.annotations}
+    check_outputs_distinct({"--out": args.out}, inputs, replaced_folders=["--out"])
+    if args.objects is None:
+        args.objects = "annotations" if args.annotations is not None else "instances"
+    notes: list[str] = []
+    if requested is None:
+        metrics = list(DEFAULT_METRICS)
+        why = _scs_unavailable(args, pairs)
+        if why is not None:
+            metrics.remove("scs")
+            notes.append(f"scs left out of the default metrics: {why}")
+    else:
+        metrics = requested
     annotations: dict = {}
-    if "scs" in metrics:
-        if args.objects is None:
-            args.objects = "annotations" if args.annotations is not None else "instances"
-        if args.objects == "annotations":
-            if args.annotations is None:
-                raise ValueError("--objects annotations needs --annotations FILE (schema: docs/metrics.md)")
-            annotations = tracking.load_annotations(args.annotations)
-            missing = [p.name for p in pairs if p.name not in annotations]
-            if missing:
-                raise ValueError(
-                    f"{args.annotations}: no annotation for videos {missing}; "
-                    f"annotated: {sorted(annotations)}"
-                )
-    models = _Models(args, metrics)
+    if "scs" in metrics and args.objects == "annotations":
+        if args.annotations is None:
+            raise ValueError("--objects annotations needs --annotations FILE (schema: docs/metrics.md)")
+        annotations = tracking.load_annotations(args.annotations)
+        missing = [p.name for p in pairs if p.name not in annotations]
+        if missing:
+            raise ValueError(
+                f"{args.annotations}: no annotation for videos {missing}; annotated: {sorted(annotations)}"
+            )
+    check_weights(args, metrics, pairs)
+    return metrics, horizons, pairs, annotations, notes
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score every matched pair and write the report."""
+    metrics, horizons, pairs, annotations, notes = check_request(args)  # no torch yet
+
+    from egoworld.metrics import report
+
+    if _uses_torch(args, metrics, pairs):
+        from egoworld.rollout import check_device
+
+        check_device(args.device)
+    models = _Models(args, metrics, pairs)
     results, infos = {}, {}
     for pair in pairs:
         logger.info("evaluating %s", pair.name)
         results[pair.name], infos[pair.name] = evaluate_pair(
             args, pair, metrics, horizons, annotations, models
         )
+    resized = {n: i["gt_resized_from"] for n, i in infos.items() if "gt_resized_from" in i}
+    if resized:
+        sizes = sorted({f"{w}x{h}" for w, h in resized.values()})
+        first = infos[next(iter(resized))]["size"]
+        notes.append(
+            f"ground truth of {len(resized)} of {len(pairs)} videos ({', '.join(sizes)}) was "
+            f"area-downsampled to the prediction's size ({first[0]}x{first[1]}) before scoring"
+        )
     meta = {
         "metrics": metrics,
         "pred": str(args.pred),
         "gt": str(args.gt),
         "videos": infos,
+        "notes": notes,
         "options": {k: str(v) for k, v in vars(args).items() if k not in ("func",)},
     }
     mean = report.write_report(args.out, results, horizons, meta=meta)
     counts = report.count_over_videos(results)
     print(report.markdown_table(mean, horizons, counts, len(results)), end="")
+    for note in notes:
+        print(f"note: {note}")
     print(f"wrote {args.out}/results.md, .csv, .json and metrics_vs_horizon.png ({len(pairs)} videos)")
     return 0

@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from egoworld.cli import add_command, int_in
+
+STAGE_NAMES = ("data", "prior", "scratch", "finetune", "eval")  # = internet_prior.STAGES (a test checks)
+
+EXAMPLES = """
+egoworld experiment internet-prior --budget micro --out /tmp/ip-micro      # plumbing, minutes
+egoworld experiment internet-prior --budget small                          # a ~10-minute rehearsal
+egoworld experiment internet-prior --stage data --stage prior --out runs/ip # some stages only
+"""
+
 
 def register(sub) -> None:
-    p = sub.add_parser("experiment", help="reproduce a paper's claims in miniature (docs/results.md)")
+    """Add the `experiment` parser and its `internet-prior` experiment."""
+    p = add_command(
+        sub,
+        "experiment",
+        help="reproduce a paper's claims in miniature (docs/results.md)",
+        description="Reproduce a paper's claims in miniature on synthetic worlds. One experiment: "
+        "internet-prior (EgoWM: a passive video prior helps an action-conditioned model).",
+        examples=EXAMPLES,
+    )
     which = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
-    q = which.add_parser(
+    q = add_command(
+        which,
         "internet-prior",
         help="passive video prior -> action fine-tuning vs scratch, evaluated in and out of domain",
         description="Generates the worlds, trains the passive prior, the action fine-tuned model and the "
         "from-scratch baseline with `egoworld train` configs (configs/experiment/), evaluates them "
         "(SCS, PSNR, SSIM at frames 2/4/8/16) and writes results.md/json and rollouts.png. "
         "Re-running continues where it stopped.",
+        examples=EXAMPLES,
     )
     q.add_argument("--out", default="runs/internet-prior", help="output folder (default runs/internet-prior)")
     q.add_argument(
@@ -25,41 +47,74 @@ def register(sub) -> None:
     q.add_argument(
         "--configs", default=None, help="folder of the stage YAML files (default configs/experiment)"
     )
-    q.add_argument("--workers", type=int, default=1, help="processes for generating worlds")
+    q.add_argument("--workers", type=int_in(1, 256), default=1, help="processes for generating worlds")
     q.add_argument(
         "--stage",
         action="append",
-        choices=("data", "prior", "scratch", "finetune", "eval"),
+        choices=STAGE_NAMES,
         help="run only this stage (repeatable; default: all in order). 'prior' and 'scratch' may run "
         "in two processes at once; 'finetune' needs 'prior'; 'eval' needs all models and writes the report",
     )
     q.add_argument(
         "--threads",
-        type=int,
+        type=int_in(1, 1024),
         default=1,
         help="torch threads (default 1: on a shared 2-core machine one thread per process is fastest)",
     )
     q.set_defaults(func=run)
 
 
+def check_request(out: Path, config_dir: Path, stages: tuple[str, ...]) -> None:
+    """What would make a stage fail after others have written files: configs, --out, prerequisites."""
+    from egoworld.experiments.internet_prior import CONFIG_FILES
+
+    if not config_dir.is_dir():
+        raise FileNotFoundError(f"--configs {config_dir}: folder not found; expected the experiment configs")
+    for name in CONFIG_FILES.values():
+        if not (config_dir / name).is_file():
+            raise FileNotFoundError(
+                f"{config_dir / name} not found; expected the experiment configs (pass --configs DIR)"
+            )
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"--out {out}: {folder} is a file; expected a folder")
+            break
+
+    def trained(name: str) -> bool:
+        return name in stages or (out / "runs" / name / "final_state.json").is_file()
+
+    if "finetune" in stages and not trained("prior"):
+        raise FileNotFoundError(
+            f"{out / 'runs' / 'prior' / 'final'} is missing; run the 'prior' stage before 'finetune' "
+            "(or add --stage prior)"
+        )
+    if "eval" in stages:
+        missing = [n for n in CONFIG_FILES if not trained(n)]
+        if missing:
+            raise FileNotFoundError(
+                f"models not trained yet in {out / 'runs'}: {missing}; run those stages before 'eval'"
+            )
+
+
 def run(args) -> int:
-    from pathlib import Path
+    from egoworld.experiments.internet_prior import default_config_dir
+
+    stages = tuple(dict.fromkeys(args.stage)) if args.stage else STAGE_NAMES
+    out = Path(args.out)
+    config_dir = Path(args.configs) if args.configs is not None else default_config_dir()
+    check_request(out, config_dir, stages)  # before torch, MuJoCo or any file
 
     import torch
 
-    from egoworld.experiments.internet_prior import STAGES, run_internet_prior
+    from egoworld.experiments.internet_prior import run_internet_prior
 
-    if args.workers < 1 or args.threads < 1:
-        raise ValueError(f"--workers={args.workers}, --threads={args.threads}; expected at least 1 each")
     torch.set_num_threads(args.threads)
-    stages = tuple(args.stage) if args.stage else STAGES
-    doc = run_internet_prior(
-        args.out, args.budget, config_dir=args.configs, workers=args.workers, stages=stages
-    )
+    doc = run_internet_prior(out, args.budget, config_dir=config_dir, workers=args.workers, stages=stages)
     if doc is None:
         print(f"done: {', '.join(stages)} in {args.out}")
         return 0
-    print((Path(args.out) / "results.md").read_text(), end="")
+    print((out / "results.md").read_text(), end="")
     for name, goal in doc["targets"].items():
         print(f"target {name}: {'met' if goal['met'] else 'NOT met'}")
     print(f"results: {args.out}/results.md, results.json, rollouts.png")

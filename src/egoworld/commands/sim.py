@@ -20,82 +20,171 @@ import logging
 import time
 from pathlib import Path
 
+from egoworld.cli import add_command, float_in, int_in
+
 logger = logging.getLogger(__name__)
+
+MAX_SAMPLER_STEPS = 1_000  # = egoworld.rollout.MAX_SAMPLER_STEPS
+
+
+OBSERVE_PRESETS = ("tiny", "tiny-pixel")  # CPU-sized presets of egoworld.sim.observe.PRESETS (a test checks)
+OUT_MARKER = "summary.json"  # an earlier `egoworld sim` output folder, which a rerun may replace
+MAX_CLIPS = 1_000
+
+EXAMPLES = """
+egoworld worlds generate --task tabletop --out W --episodes 1 --frames 17 --size 32
+egoworld sim build-state --episode W/episode_00000 --out S.npz --actions-out A.npz
+egoworld sim --state S.npz --actions A.npz --clips 2 --out OUT --episode W/episode_00000
+egoworld sim train-observe --data W --out MODEL --steps 200
+"""
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
+    """Add the `sim` parser and its `build-state` and `train-observe` subcommands."""
+    from egoworld.sim.state import EPISODE_VOXEL_SIZE
+
+    p = add_command(
+        subparsers,
         "sim",
         help="EgoSim: closed-loop simulation from a 3D state (and its tools)",
         description="Run K clips: render the state along the camera path, draw the hand skeletons, "
-        "generate with the observation model, update the state; repeat. Subcommands build a state from "
-        "a synthetic tabletop episode and train an observation model.",
-        epilog="actions file (.npz): camera_poses [N,4,4] camera-to-world (OpenCV axes) and either "
+        "generate with the observation model, update the state; repeat.\nSubcommands build a state from "
+        "a synthetic tabletop episode and train an observation model.\n\n"
+        "actions file (.npz): camera_poses [N,4,4] camera-to-world (OpenCV axes) and either "
         "hand_keypoints [N,21,3] / [N,2,21,3] (world metres, OpenPose order) or gripper_poses [N,4,4] + "
         "gripper_opening [N]; optional K [3,3] and observation [H,W,3] uint8; N >= K*(T-1)+1.",
+        examples=EXAMPLES,
     )
-    p.add_argument("--state", help="state file (.npz from SceneState.save or `sim build-state`)")
-    p.add_argument("--actions", help="actions file (.npz; format below)")
-    p.add_argument("--clips", type=int, default=1, help="number of clips K (default 1)")
-    p.add_argument("--out", help="output folder (replaced atomically when complete)")
-    p.add_argument("--model", default=None, help="observation model folder (default: a random tiny model)")
-    p.add_argument("--episode", default=None, help="tabletop episode for the ground-truth state update")
+    p.add_argument("--state", type=Path, help="state file (.npz from SceneState.save or `sim build-state`)")
+    p.add_argument("--actions", type=Path, help="actions file (.npz; format above)")
+    p.add_argument("--clips", type=int, default=1, help=f"number of clips K, 1..{MAX_CLIPS} (default 1)")
+    p.add_argument(
+        "--out", type=Path, help="output folder (new, empty or an earlier sim output; replaced when complete)"
+    )
+    p.add_argument(
+        "--model", type=Path, default=None, help="observation model folder (default: a random tiny model)"
+    )
+    p.add_argument(
+        "--episode", type=Path, default=None, help="tabletop episode for the ground-truth state update"
+    )
     p.add_argument(
         "--backend",
         default=None,
         choices=["gt", "state", "estimated"],
         help="state-update reconstruction (default: gt with --episode, else state)",
     )
-    p.add_argument("--depth-model", default=None, help="Depth Anything folder (backend 'estimated')")
-    p.add_argument("--sam2-checkpoint", default=None, help="SAM 2 checkpoint (backend 'estimated')")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's, 50)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--depth-model", type=Path, default=None, help="Depth Anything folder (backend 'estimated')"
+    )
+    p.add_argument(
+        "--sam2-checkpoint", type=Path, default=None, help="SAM 2 checkpoint (backend 'estimated')"
+    )
+    p.add_argument(
+        "--steps",
+        type=int_in(1, MAX_SAMPLER_STEPS),
+        default=None,
+        help="sampling steps (default: the model's, 50)",
+    )
+    p.add_argument("--seed", type=int_in(0, 2**63 - 1), default=0, help="sampling seed (default 0)")
     p.add_argument("--render", default="raycast", choices=["raycast", "splat"], help="renderer Π")
-    p.add_argument("--fov", type=float, default=60.0, help="horizontal FOV when the actions have no K")
+    p.add_argument(
+        "--fov",
+        type=float_in(0.0, 180.0, lo_open=True, hi_open=True),
+        default=60.0,
+        help="horizontal FOV in degrees when the actions have no K (default 60)",
+    )
     p.set_defaults(func=run)
     sub = p.add_subparsers(dest="sim_command", metavar="ACTION")
 
-    b = sub.add_parser("build-state", help="S_0 from a tabletop episode frame (+ its actions file)")
-    b.add_argument("--episode", dest="episode_dir", required=True, help="tabletop episode folder")
-    b.add_argument("--out", dest="state_out", required=True, help="state file to write (.npz)")
-    b.add_argument("--actions-out", default=None, help="also write the episode's actions file (.npz)")
-    b.add_argument("--frame", type=int, default=0, help="frame to fuse (default 0)")
-    b.add_argument("--voxel", type=float, default=0.01, help="TSDF voxel size in metres (default 0.01)")
+    voxel_help = (
+        f"TSDF voxel size in metres (default {EPISODE_VOXEL_SIZE}: egoworld.sim.state.EPISODE_VOXEL_SIZE, "
+        "the same in build-state and train-observe)"
+    )
+    b = add_command(
+        sub,
+        "build-state",
+        help="S_0 from a tabletop episode frame (+ its actions file)",
+        description="Fuse one frame of a synthetic tabletop episode (ground-truth depth, the hand left out, "
+        "movable objects as point sets) into a state file, and optionally write the episode's actions "
+        "file from that frame on.",
+        examples="egoworld sim build-state --episode W/episode_00000 --out S.npz --actions-out A.npz",
+    )
+    b.add_argument("--episode", dest="episode_dir", type=Path, required=True, help="tabletop episode folder")
+    b.add_argument("--out", dest="state_out", type=Path, required=True, help="state file to write (.npz)")
+    b.add_argument(
+        "--actions-out", type=Path, default=None, help="also write the episode's actions file (.npz)"
+    )
+    b.add_argument("--frame", type=int_in(0), default=0, help="frame to fuse (default 0)")
+    b.add_argument(
+        "--voxel", type=float_in(0.0, 1.0, lo_open=True), default=EPISODE_VOXEL_SIZE, help=voxel_help
+    )
     b.set_defaults(func=run_build_state)
 
-    t = sub.add_parser("train-observe", help="train an observation model on tabletop episodes")
-    t.add_argument("--data", required=True, help="folder of tabletop episodes (`worlds generate`)")
-    t.add_argument("--out", dest="model_out", required=True, help="model folder to write")
-    t.add_argument("--preset", default="tiny-pixel", help="tiny | tiny-pixel (default)")
-    t.add_argument("--steps", dest="train_steps", type=int, default=1000, help="max steps (default 1000)")
-    t.add_argument("--budget", type=float, default=None, help="stop after this many seconds")
-    t.add_argument("--batch", type=int, default=16)
-    t.add_argument("--lr", type=float, default=5e-4)
-    t.add_argument("--voxel", type=float, default=0.03, help="state voxel size (default 0.03)")
+    t = add_command(
+        sub,
+        "train-observe",
+        help="train an observation model on tabletop episodes",
+        description="Train an observation model (Wan InP DiT, 52 input channels) on 9-frame windows of "
+        "synthetic tabletop episodes: state rendering + unobserved mask + hand skeleton -> video.",
+        examples="egoworld sim train-observe --data W --out MODEL --steps 200 --budget 600",
+    )
+    t.add_argument("--data", type=Path, required=True, help="folder of tabletop episodes (`worlds generate`)")
+    t.add_argument(
+        "--out",
+        dest="model_out",
+        type=Path,
+        required=True,
+        help="model folder to write (new, empty or an earlier observation model)",
+    )
+    t.add_argument(
+        "--preset", default="tiny-pixel", choices=OBSERVE_PRESETS, help="model size (default tiny-pixel)"
+    )
+    t.add_argument(
+        "--steps",
+        dest="train_steps",
+        type=int_in(1, 10_000_000),
+        default=1000,
+        help="max steps (default 1000)",
+    )
+    t.add_argument(
+        "--budget", type=float_in(0.0, lo_open=True), default=None, help="stop after this many seconds"
+    )
+    t.add_argument("--batch", type=int_in(1, 4096), default=16, help="batch size (default 16)")
+    t.add_argument(
+        "--lr", type=float_in(0.0, 1.0, lo_open=True), default=5e-4, help="learning rate (default 5e-4)"
+    )
+    t.add_argument(
+        "--voxel", type=float_in(0.0, 1.0, lo_open=True), default=EPISODE_VOXEL_SIZE, help=voxel_help
+    )
     t.add_argument("--render", dest="train_render", default="splat", choices=["raycast", "splat"])
     t.add_argument("--no-scene", action="store_true", help="ablation: no scene render")
     t.add_argument("--no-mask", action="store_true", help="ablation: no mask channels")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.set_defaults(func=run_train)
 
 
 # --------------------------------------------------------------------------- inputs
 
 
-def load_actions(path: str | Path, clips: int, frames: int) -> dict:
-    """Read and check an actions file for `clips` clips of `frames` frames."""
+def load_actions(path: str | Path, clips: int, frames: int, size: tuple[int, int] | None = None) -> dict:
+    """Read and check an actions file for `clips` clips of `frames` frames (observation [H, W, 3] = size)."""
     import numpy as np
 
+    from egoworld.io_utils import check_npz_sizes
     from egoworld.sim.camera import validate_intrinsics, validate_poses
     from egoworld.sim.loop import GripperAction, check_action
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"actions file {str(path)!r} does not exist; expected an .npz")
+    check_npz_sizes(path, "actions file")
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as err:
-        raise ValueError(f"actions file {str(path)!r} is not a readable npz ({err})") from err
+    except Exception as err:  # a damaged archive: zip, zlib, EOF or value errors
+        raise ValueError(
+            f"actions file {str(path)!r} is not a readable npz ({type(err).__name__}: {err})"
+        ) from None
     if "camera_poses" not in data:
         raise ValueError(f"actions file {str(path)!r} has no 'camera_poses'; expected [N, 4, 4]")
     poses = validate_poses(data["camera_poses"])
@@ -117,43 +206,100 @@ def load_actions(path: str | Path, clips: int, frames: int) -> dict:
     if len(action) < need:
         raise ValueError(f"actions cover {len(action)} frames; {clips} clips of {frames} frames need {need}")
     action = check_action(action[:need], need)
+    observation = data.get("observation")
+    if observation is not None:
+        want = "[H, W, 3]" if size is None else f"[{size[0]}, {size[1]}, 3]"
+        if observation.dtype != np.uint8:
+            raise ValueError(
+                f"actions file {str(path)!r}: observation is {observation.dtype}; expected uint8 {want}"
+            )
+        if (
+            observation.ndim != 3
+            or observation.shape[2] != 3
+            or (size is not None and observation.shape[:2] != tuple(size))
+        ):
+            raise ValueError(
+                f"actions file {str(path)!r}: observation has shape {list(observation.shape)}; "
+                f"expected {want} (the model's frame size)"
+            )
     return {
         "poses": poses[:need],
         "action": action,
         "K": validate_intrinsics(data["K"]) if "K" in data else None,
-        "observation": data.get("observation"),
+        "observation": observation,
     }
 
 
 def _backend(args, episode):
     from egoworld.sim.loop import EstimatedBackend, GroundTruthBackend, StateRenderBackend
 
-    kind = args.backend or ("gt" if episode is not None else "state")
+    kind = _backend_kind(args)
     if kind == "gt":
-        if episode is None:
-            raise ValueError("backend 'gt' needs --episode (the tabletop episode the actions came from)")
         return GroundTruthBackend(episode)
     if kind == "estimated":
-        if not args.depth_model:
-            raise ValueError("backend 'estimated' needs --depth-model DIR (Depth Anything, local weights)")
         return EstimatedBackend(args.depth_model, sam2_checkpoint=args.sam2_checkpoint)
     return StateRenderBackend()
+
+
+def _backend_kind(args) -> str:
+    kind = args.backend or ("gt" if args.episode is not None else "state")
+    if kind == "gt" and args.episode is None:
+        raise ValueError("backend 'gt' needs --episode (the tabletop episode the actions came from)")
+    if kind == "estimated" and not args.depth_model:
+        raise ValueError("backend 'estimated' needs --depth-model DIR (Depth Anything, local weights)")
+    return kind
+
+
+def _need(path: Path | None, flag: str, kind: str, expected: str) -> None:
+    """FileNotFoundError unless `path` (when given) is an existing file / folder."""
+    if path is None:
+        return
+    ok = path.is_file() if kind == "file" else path.is_dir()
+    if not ok:
+        what = "does not exist" if not path.exists() else f"is not a {kind}"
+        raise FileNotFoundError(f"{flag} {path} {what}; expected {expected}")
 
 
 # --------------------------------------------------------------------------- sim (run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from egoworld.sim.loop import check_clip_count
+def check_run_request(args: argparse.Namespace) -> None:
+    """Every check of `egoworld sim` that needs neither Open3D nor torch (and writes nothing)."""
+    from egoworld.io_utils import check_npz_sizes, check_outputs_distinct, check_replaceable
 
     missing = [f"--{k}" for k in ("state", "actions", "out") if not getattr(args, k)]
     if missing:
         raise ValueError(
             f"missing {', '.join(missing)}; usage: egoworld sim --state S --actions A --clips K --out DIR"
         )
-    clips = check_clip_count(args.clips)
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps {args.steps}; expected >= 1")
+    if not 1 <= args.clips <= MAX_CLIPS:  # as egoworld.sim.loop.check_clip_count, which imports torch
+        raise ValueError(f"clips={args.clips}; expected an integer >= 1 and at most {MAX_CLIPS}")
+    _need(args.state, "--state", "file", "a .npz from `egoworld sim build-state` or SceneState.save")
+    _need(args.actions, "--actions", "file", "an .npz actions file (see egoworld sim --help)")
+    _need(args.model, "--model", "folder", "an observation model folder (`egoworld sim train-observe`)")
+    _need(args.episode, "--episode", "folder", "a tabletop episode folder (`egoworld worlds generate`)")
+    _need(args.depth_model, "--depth-model", "folder", "a local transformers Depth Anything folder")
+    _need(args.sam2_checkpoint, "--sam2-checkpoint", "file", "a local SAM 2 checkpoint (.pt)")
+    _backend_kind(args)
+    check_npz_sizes(args.state, "state file")  # a .npy, a truncated or an inflating archive: now, not later
+    check_npz_sizes(args.actions, "actions file")
+    check_replaceable(args.out, OUT_MARKER)
+    check_outputs_distinct(
+        {"--out": args.out},
+        {
+            "--state": args.state,
+            "--actions": args.actions,
+            "--model": args.model,
+            "--episode": args.episode,
+            "--depth-model": args.depth_model,
+            "--sam2-checkpoint": args.sam2_checkpoint,
+        },
+        replaced_folders=["--out"],
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    check_run_request(args)  # before Open3D, torch or any output
 
     import numpy as np
 
@@ -163,6 +309,7 @@ def run(args: argparse.Namespace) -> int:
     from egoworld.sim.observe import ObservationModel
     from egoworld.sim.state import SceneState
 
+    clips = args.clips
     state = SceneState.load(args.state)  # FileNotFoundError / ValueError
     if args.model:
         model = ObservationModel.from_pretrained(args.model)
@@ -170,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
         logger.info("no --model: using a randomly initialised tiny observation model (videos are noise)")
         model = ObservationModel.build("tiny")
     c = model.config
-    acts = load_actions(args.actions, clips, c.num_frames)
+    acts = load_actions(args.actions, clips, c.num_frames, (c.height, c.width))
     K = acts["K"] if acts["K"] is not None else intrinsics_from_fov(c.width, c.height, args.fov)
     episode = TabletopEpisode.load(args.episode) if args.episode else None
     if episode is not None and episode.rgb.shape[1:3] != (c.height, c.width):
@@ -193,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     video = sim.run(acts["poses"], acts["action"], clips)
     elapsed = time.perf_counter() - t0
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(args.out, replaces=OUT_MARKER) as tmp:
         from egoworld.worlds.writers import write_images, write_mp4
 
         np.save(tmp / "observation.npy", video)
@@ -212,7 +359,7 @@ def run(args: argparse.Namespace) -> int:
                 }
             )
         sim.state.save(tmp / "state_final.npz")
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+        (tmp / OUT_MARKER).write_text(json.dumps(summary, indent=2))
     note = "" if args.model else " (no --model: a random tiny observation model, so the frames are noise)"
     print(f"wrote {clips} clips ({len(video)} frames) and the updated state to {args.out}{note}")
     return 0
@@ -221,7 +368,29 @@ def run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- build-state
 
 
+def _npz_path(path: Path, flag: str) -> None:
+    if path.suffix.lower() != ".npz":
+        raise ValueError(f"{flag} {path}: expected a .npz path")
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; expected a .npz file path")
+
+
+def check_build_state_request(args: argparse.Namespace) -> None:
+    """Every check of `sim build-state` that needs no Open3D (and writes nothing)."""
+    from egoworld.io_utils import check_outputs_distinct
+
+    _need(args.episode_dir, "--episode", "folder", "a tabletop episode folder (`egoworld worlds generate`)")
+    _npz_path(args.state_out, "--out")
+    if args.actions_out is not None:
+        _npz_path(args.actions_out, "--actions-out")
+    check_outputs_distinct(
+        {"--out": args.state_out, "--actions-out": args.actions_out}, {"--episode": args.episode_dir}
+    )
+
+
 def run_build_state(args: argparse.Namespace) -> int:
+    check_build_state_request(args)  # before Open3D or any output
+
     import numpy as np
 
     from egoworld.io_utils import atomic_path
@@ -232,7 +401,7 @@ def run_build_state(args: argparse.Namespace) -> int:
     if not 0 <= args.frame < len(episode):
         raise ValueError(f"--frame {args.frame}; the episode has frames 0 … {len(episode) - 1}")
     state = episode_state(episode, args.frame, StateConfig(voxel_size=args.voxel))
-    state.save(args.state_out)
+    arrays = None
     if args.actions_out:
         sl = slice(args.frame, None)
         action = episode.action(sl)
@@ -245,6 +414,8 @@ def run_build_state(args: argparse.Namespace) -> int:
             arrays.update(gripper_poses=action.poses, gripper_opening=action.opening)
         else:
             arrays["hand_keypoints"] = action
+    state.save(args.state_out)
+    if arrays is not None:
         with atomic_path(args.actions_out, suffix=".npz") as tmp:
             np.savez(tmp, **arrays)
     print(
@@ -257,23 +428,35 @@ def run_build_state(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- train-observe
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from egoworld.sim.loop import TabletopEpisode, observation_clip
-    from egoworld.sim.observe import ObservationModel, encode_clips, train_observation_model
-    from egoworld.sim.state import StateConfig
+def check_train_request(args: argparse.Namespace) -> list[Path]:
+    """Every check of `sim train-observe` that needs no torch -> the episode folders."""
+    from egoworld.io_utils import check_outputs_distinct, check_replaceable
 
-    if args.train_steps < 1:
-        raise ValueError(f"--steps {args.train_steps}; expected >= 1")
-    folders = sorted(Path(args.data).glob("episode_*"))
+    _need(args.data, "--data", "folder", "a folder of tabletop episodes (`egoworld worlds generate`)")
+    folders = sorted(p for p in args.data.glob("episode_*") if p.is_dir())
     if not folders:
         raise FileNotFoundError(
             f"no tabletop episodes in {args.data}; expected episode_*/ folders from "
             "`egoworld worlds generate --task tabletop`"
         )
+    check_replaceable(args.model_out, "egoworld_observation.json")  # = egoworld.sim.observe.CONFIG_NAME
+    check_outputs_distinct({"--out": args.model_out}, {"--data": args.data}, replaced_folders=["--out"])
+    return folders
+
+
+def run_train(args: argparse.Namespace) -> int:
+    folders = check_train_request(args)  # before torch or any output
+
+    from egoworld.sim.loop import TabletopEpisode, observation_clip
+    from egoworld.sim.observe import ObservationModel, encode_clips, train_observation_model
+    from egoworld.sim.state import StateConfig
+
     model = ObservationModel.build(args.preset, use_scene=not args.no_scene, use_mask=not args.no_mask)
     c = model.config
+    from tqdm.auto import tqdm
+
     clips = []
-    for f in folders:
+    for f in tqdm(folders, desc="preparing clips", unit="episode", disable=args.no_progress):
         ep = TabletopEpisode.load(f)
         if ep.rgb.shape[1:3] != (c.height, c.width):
             raise ValueError(
@@ -294,7 +477,14 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"episodes in {args.data} are shorter than one clip of {c.num_frames} frames")
     x0, y = encode_clips(model, clips)
     losses = train_observation_model(
-        model, x0, y, steps=args.train_steps, batch_size=args.batch, lr=args.lr, time_budget_s=args.budget
+        model,
+        x0,
+        y,
+        steps=args.train_steps,
+        batch_size=args.batch,
+        lr=args.lr,
+        time_budget_s=args.budget,
+        progress=not args.no_progress,
     )
     model.save_pretrained(args.model_out)
     n = min(20, len(losses))

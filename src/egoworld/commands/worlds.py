@@ -4,26 +4,64 @@ from __future__ import annotations
 
 import argparse
 
+from egoworld.cli import add_command, int_in
+from egoworld.worlds import TASKS
+from egoworld.worlds.generate import MAX_EPISODES, MAX_FRAMES, MAX_SIZE, MAX_WORKERS, MIN_SIZE
+from egoworld.worlds.hands import EFFECTORS
+from egoworld.worlds.nav import SCRIPTS as TRAJECTORIES
+
+EXAMPLES = """
+egoworld worlds generate --task nav --out worlds/nav --episodes 8 --frames 32 --size 64
+egoworld worlds generate --task tabletop --out worlds/tabletop --episodes 2 --frames 17 --size 32
+egoworld worlds generate --task nav --trajectory circle --textures my_paintings/ --out worlds/gallery
+"""
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("worlds", help="generate synthetic egocentric worlds (MuJoCo)")
+    """Add the `worlds` parser and its `generate` subcommand."""
+    parser = add_command(
+        subparsers,
+        "worlds",
+        help="generate synthetic egocentric worlds (MuJoCo)",
+        description="Synthetic egocentric worlds on MuJoCo with exact ground truth (depth, instance masks, "
+        "camera poses, actions). One action: generate.",
+        examples=EXAMPLES,
+    )
     sub = parser.add_subparsers(dest="worlds_command", metavar="ACTION")
-    gen = sub.add_parser(
+    gen = add_command(
+        sub,
         "generate",
         help="render a dataset of episodes with RGB, depth, instance masks and camera poses",
         description="Render procedural rooms and yards; nav -> NWM layout, humanoid -> 1X v2.0 shards, "
-        "tabletop -> frames + hand keypoints, passive -> mp4 videos.",
+        "tabletop -> frames + hand keypoints, passive -> mp4 videos. The output folder appears whole or "
+        "not at all; the same request again is a no-op.",
+        examples=EXAMPLES,
     )
-    gen.add_argument("--task", required=True, help="nav | humanoid | tabletop | passive")
+    gen.add_argument("--task", required=True, choices=TASKS, help=f"what to render: {' | '.join(TASKS)}")
     gen.add_argument("--out", required=True, help="output folder (new or empty, or holding the same dataset)")
-    gen.add_argument("--episodes", type=int, default=4, help="number of episodes (default 4)")
-    gen.add_argument("--frames", type=int, default=32, help="frames per episode (default 32)")
-    gen.add_argument("--size", type=int, default=64, help="square image side in pixels, even (default 64)")
-    gen.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    gen.add_argument(
+        "--episodes", type=int_in(1, MAX_EPISODES), default=4, help="number of episodes (default 4)"
+    )
+    gen.add_argument(
+        "--frames", type=int_in(2, MAX_FRAMES), default=32, help="frames per episode (default 32)"
+    )
+    gen.add_argument(
+        "--size",
+        type=int_in(MIN_SIZE, MAX_SIZE),
+        default=64,
+        help=f"square image side in pixels, even, {MIN_SIZE}..{MAX_SIZE} (default 64)",
+    )
+    gen.add_argument("--seed", type=int_in(0, 2**63 - 1), default=0, help="base seed (default 0)")
     gen.add_argument("--textures", default=None, help="folder of images used as wall/floor/object textures")
-    gen.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    gen.add_argument("--trajectory", default=None, help="nav only: random | circle | square (default random)")
-    gen.add_argument("--effector", default=None, help="tabletop only: hand | gripper (default hand)")
+    gen.add_argument(
+        "--workers", type=int_in(1, MAX_WORKERS), default=1, help="parallel processes (default 1)"
+    )
+    gen.add_argument(
+        "--trajectory", default=None, choices=TRAJECTORIES, help="nav only: camera path (default random)"
+    )
+    gen.add_argument(
+        "--effector", default=None, choices=EFFECTORS, help="tabletop only: what acts (default hand)"
+    )
     gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     gen.set_defaults(func=run)
     parser.set_defaults(func=lambda args: _help(parser))

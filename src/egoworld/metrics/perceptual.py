@@ -9,6 +9,7 @@ videos; outputs are per-frame distances `[T]` (lower is more similar).
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -19,11 +20,48 @@ from egoworld.metrics.pixel import EVAL_SIZE, resize_video
 
 logger = logging.getLogger(__name__)
 
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's ImageNet AlexNet (weights="IMAGENET1K_V1")
+ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_FILE}"
 ALEXNET_HOWTO = (
-    "save torchvision's ImageNet AlexNet on a machine with network: "
-    "`torch.save(torchvision.models.alexnet(weights='IMAGENET1K_V1').state_dict(), 'alexnet.pth')` "
-    "(or copy ~/.cache/torch/hub/checkpoints/alexnet-owt-7be5be79.pth), then pass it with --alexnet"
+    f"download {ALEXNET_URL} on a machine with network (torchvision saves the same file when "
+    "`torchvision.models.alexnet(weights='IMAGENET1K_V1')` runs) and put it at {where}, or pass any "
+    "path with --alexnet FILE"
 )
+
+
+def torch_hub_dir() -> Path:
+    """`torch.hub.get_dir()` without importing torch: $TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub,
+    else ~/.cache/torch/hub."""
+    cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    return Path(os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch")))) / "hub"
+
+
+def default_alexnet_path() -> Path:
+    """Where torchvision keeps the AlexNet weights, and where LPIPS looks when --alexnet is not given."""
+    return torch_hub_dir() / "checkpoints" / ALEXNET_FILE
+
+
+def find_alexnet(alexnet_path: str | Path | None = None) -> Path:
+    """The AlexNet weights file for LPIPS: `alexnet_path`, else torch hub's cached copy.
+
+    Raises FileNotFoundError saying which file to get and where to put it. Does not import torch.
+    """
+    default = default_alexnet_path()
+    if alexnet_path is not None:
+        path = Path(alexnet_path)
+        if not path.is_file():
+            where = f"{path}" if not path.is_dir() else f"{path} (a folder; expected the file)"
+            raise FileNotFoundError(
+                f"AlexNet weights not found at {where}; LPIPS needs {ALEXNET_FILE}: "
+                + ALEXNET_HOWTO.format(where=default)
+            )
+        return path
+    if default.is_file():
+        return default
+    raise FileNotFoundError(
+        f"LPIPS needs AlexNet weights (torchvision's ImageNet {ALEXNET_FILE}), not found at {default}; "
+        + ALEXNET_HOWTO.format(where=default)
+    )
 
 
 def _to_tensor(frames: np.ndarray, size: int):
@@ -33,11 +71,29 @@ def _to_tensor(frames: np.ndarray, size: int):
     return x
 
 
+def _read_state_dict(path: Path) -> dict:
+    """A torch state dict from `path` (tensors only, no pickled code), else ValueError naming the file."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch reports a bad file with zip, pickle or runtime errors
+        detail = " ".join(str(err).split())[:200]
+        raise ValueError(
+            f"{path}: cannot read as a torch state dict ({type(err).__name__}: {detail}); expected "
+            f"torchvision's {ALEXNET_FILE}"
+        ) from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: holds a {type(state).__name__}; expected a state dict ({ALEXNET_FILE})")
+    return state
+
+
 class LPIPSMetric:
     """LPIPS v0.1 with the AlexNet backbone (as NWM), on frames resized to 224×224.
 
     Args:
-        alexnet_path: torchvision `alexnet` state dict (`features.*` keys). Required unless
+        alexnet_path: torchvision `alexnet` state dict (`features.*` keys); default: torch hub's
+            cache (`default_alexnet_path()`, where torchvision saves it). Needed unless
             `random_backbone`.
         random_backbone: keep a randomly initialised AlexNet (tests only; values are meaningless).
         device: torch device.
@@ -52,22 +108,18 @@ class LPIPSMetric:
         device: str = "cpu",
         size: int = EVAL_SIZE,
     ):
-        import torch
-
         try:
             import lpips
         except ImportError as err:
             raise EgoworldError("LPIPS needs the `lpips` package: pip install lpips") from err
-        if alexnet_path is None and not random_backbone:
-            raise FileNotFoundError(f"LPIPS needs AlexNet weights (none given); {ALEXNET_HOWTO}")
-        if alexnet_path is not None and not Path(alexnet_path).is_file():
-            raise FileNotFoundError(f"AlexNet weights not found at {alexnet_path}; {ALEXNET_HOWTO}")
+        if alexnet_path is not None or not random_backbone:
+            alexnet_path = find_alexnet(alexnet_path)
         # pnet_rand=True stops lpips from fetching AlexNet; its linear heads load from the package.
         with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained=False`
             warnings.simplefilter("ignore", UserWarning)
             self.model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)
         if alexnet_path is not None:
-            self._load_alexnet(torch.load(alexnet_path, map_location="cpu", weights_only=True), alexnet_path)
+            self._load_alexnet(_read_state_dict(alexnet_path), alexnet_path)
         else:
             logger.warning("LPIPS uses a random AlexNet: values are meaningless (tests only)")
         self.model = self.model.to(device).eval()
@@ -81,10 +133,13 @@ class LPIPSMetric:
         for key in target:
             src = "features." + key.split(".", 1)[1]
             if src not in state:
-                raise ValueError(f"{path}: not a torchvision alexnet state dict (missing {src!r})")
-            if state[src].shape != target[key].shape:
                 raise ValueError(
-                    f"{path}: {src} has shape {tuple(state[src].shape)}, expected {tuple(target[key].shape)}"
+                    f"{path}: not a torchvision alexnet state dict (missing {src!r}); expected {ALEXNET_FILE}"
+                )
+            if getattr(state[src], "shape", None) != target[key].shape:
+                raise ValueError(
+                    f"{path}: {src} has shape {tuple(getattr(state[src], 'shape', ()))}, "
+                    f"expected {tuple(target[key].shape)}"
                 )
             mapped[key] = state[src]
         self.model.net.load_state_dict(mapped)
@@ -124,6 +179,35 @@ def missing_dreamsim_files(cache_dir: str | Path) -> list[str]:
     return missing
 
 
+DREAMSIM_HOWTO = (
+    "run `python -c \"from dreamsim import dreamsim; dreamsim(pretrained=True, cache_dir='DIR')\"` "
+    "on a machine with network, copy DIR here and pass it with --dreamsim-cache DIR"
+)
+
+
+def check_dreamsim_cache(cache_dir: str | Path | None) -> Path:
+    """The DreamSim weights folder, checked complete; FileNotFoundError naming what is missing.
+
+    Does not import dreamsim or torch (dreamsim would start a download for anything missing).
+    """
+    files = ", ".join(DREAMSIM_BACKBONES) + " and ensemble_lora/"
+    if cache_dir is None:
+        raise FileNotFoundError(
+            f"DreamSim weights not given: it needs a folder holding {files}; {DREAMSIM_HOWTO}"
+        )
+    cache_dir = Path(cache_dir)
+    if not cache_dir.is_dir():
+        raise FileNotFoundError(
+            f"DreamSim weights not found at {cache_dir} (no such folder; expected {files}); {DREAMSIM_HOWTO}"
+        )
+    missing = missing_dreamsim_files(cache_dir)
+    if missing:
+        raise FileNotFoundError(
+            f"DreamSim weights not found at {cache_dir}: missing {', '.join(missing)}; {DREAMSIM_HOWTO}"
+        )
+    return cache_dir
+
+
 class DreamSimMetric:
     """DreamSim (ensemble: DINO + CLIP + OpenCLIP ViT-B/16, LoRA-tuned), as NWM reports it.
 
@@ -140,21 +224,7 @@ class DreamSimMetric:
     """
 
     def __init__(self, cache_dir: str | Path | None, *, device: str = "cpu", size: int = EVAL_SIZE):
-        howto = (
-            "run `python -c \"from dreamsim import dreamsim; dreamsim(pretrained=True, cache_dir='DIR')\"` "
-            "on a machine with network, copy DIR here and pass it with --dreamsim-cache"
-        )
-        if cache_dir is None:
-            raise FileNotFoundError(f"DreamSim weights not given; {howto}")
-        cache_dir = Path(cache_dir)
-        if not cache_dir.is_dir():
-            raise FileNotFoundError(f"DreamSim weights not found at {cache_dir} (no such folder); {howto}")
-        missing = missing_dreamsim_files(cache_dir)
-        if missing:
-            # dreamsim() would start a download for these: refuse instead (nothing is downloaded)
-            raise FileNotFoundError(
-                f"DreamSim weights not found at {cache_dir}: missing {', '.join(missing)}; {howto}"
-            )
+        cache_dir = check_dreamsim_cache(cache_dir)
         try:
             from dreamsim import dreamsim
         except ImportError as err:

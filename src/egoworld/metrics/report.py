@@ -204,6 +204,9 @@ def write_report(
         md = f"# egoworld eval\n\n{len(results)} video(s); mean over videos.\n\n" + markdown_table(
             mean, horizons, counts, len(results)
         )
+        notes = (meta or {}).get("notes") or []
+        if notes:
+            md += "\n" + "".join(f"Note: {note}\n" for note in notes)
         (tmp / "results.md").write_text(md)
         _plot(mean, horizons, tmp / "metrics_vs_horizon.png")
     logger.info("wrote report to %s", out_dir)

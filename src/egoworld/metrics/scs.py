@@ -3,7 +3,8 @@
     SCS = 100 / (T K) * sum_t sum_k IoU(M^pred_{t,k}, M^gt_{t,k})
 
 where M^pred_{t,k} and M^gt_{t,k} are the binary masks of object k at frame t in the predicted
-and ground-truth videos. Masks cross this module as boolean arrays `[T, K, H, W]`.
+and ground-truth videos. Masks cross this module as boolean arrays `[T, K, H, W]` (0/1 numbers
+are accepted; NaN or any other value is refused with ValueError).
 
 Empty unions: when object k is absent from frame t in *both* videos (it has left the view in
 both), IoU is 0/0 and undefined. Such (t, k) pairs are left out of the mean, so T·K in Eq. 7
@@ -33,7 +34,26 @@ def _check_masks(pred_masks: np.ndarray, gt_masks: np.ndarray) -> tuple[np.ndarr
         )
     if pred.shape != gt.shape:
         raise ValueError(f"SCS masks differ in shape: pred {pred.shape} vs gt {gt.shape} (expected equal)")
-    return pred.astype(bool, copy=False), gt.astype(bool, copy=False)
+    return _as_bool(pred, "pred"), _as_bool(gt, "gt")
+
+
+def _as_bool(masks: np.ndarray, which: str) -> np.ndarray:
+    """Boolean masks as they are; 0/1 integer or float masks converted; anything else refused.
+
+    A NaN, a 255 or a probability is not a mask: `astype(bool)` would count it as "inside".
+    """
+    if masks.dtype == np.bool_:
+        return masks
+    if not (np.issubdtype(masks.dtype, np.integer) or np.issubdtype(masks.dtype, np.floating)):
+        raise ValueError(f"SCS {which} masks are {masks.dtype}; expected boolean masks [T, K, H, W]")
+    bad = (masks != 0) & (masks != 1)  # NaN compares unequal to both
+    if bad.any():
+        value = masks[bad].flat[0].item()
+        raise ValueError(
+            f"SCS {which} masks ({masks.dtype}) hold {value!r}; expected boolean masks [T, K, H, W] "
+            "(or only 0 and 1)"
+        )
+    return masks.astype(bool)
 
 
 def mask_iou(pred_masks: np.ndarray, gt_masks: np.ndarray) -> np.ndarray:

@@ -121,8 +121,31 @@ class VideoPair:
     gt: Path
 
 
+def is_single_video(path: str | Path) -> bool:
+    """True for a video file or a folder whose frames are in it (or in its `frames/`)."""
+    path = Path(path)
+    if path.is_file():
+        return True
+    return path.is_dir() and bool(_frame_files(_frames_dir(path)))
+
+
+def _video_name(path: Path) -> str:
+    return path.stem if path.is_file() else path.name
+
+
 def match_videos(pred_dir: str | Path, gt_dir: str | Path) -> list[VideoPair]:
-    """Pair the videos of two folders by name; every name must appear in both."""
+    """Pair the videos of two folders by name; every name must appear in both.
+
+    Either side may also be one video (a file or a frame folder): two single videos make one pair
+    (named after the prediction), and one video against a folder pairs it with the folder's video
+    of the same name, or with the folder's only video.
+    """
+    for flag, path in (("--pred", pred_dir), ("--gt", gt_dir)):
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{flag} {path} not found; expected a video or a folder of videos")
+    one_pred, one_gt = is_single_video(pred_dir), is_single_video(gt_dir)
+    if one_pred or one_gt:
+        return [_match_single(Path(pred_dir), Path(gt_dir), one_pred, one_gt)]
     pred = list_videos(pred_dir)
     gt = list_videos(gt_dir)
     if not pred:
@@ -137,6 +160,91 @@ def match_videos(pred_dir: str | Path, gt_dir: str | Path) -> list[VideoPair]:
             "(expected the same names in both folders)"
         )
     return [VideoPair(name, pred[name], gt[name]) for name in sorted(pred)]
+
+
+def _match_single(pred: Path, gt: Path, one_pred: bool, one_gt: bool) -> VideoPair:
+    if one_pred and one_gt:
+        if pred.is_file() and pred.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(
+                f"--pred {pred}: unsupported video type {pred.suffix!r}; expected {VIDEO_SUFFIXES}"
+            )
+        if gt.is_file() and gt.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"--gt {gt}: unsupported video type {gt.suffix!r}; expected {VIDEO_SUFFIXES}")
+        return VideoPair(_video_name(pred), pred, gt)
+    single, folder, flag = (pred, gt, "--gt") if one_pred else (gt, pred, "--pred")
+    videos = list_videos(folder)
+    name = _video_name(single)
+    if name in videos:
+        other = videos[name]
+    elif len(videos) == 1:
+        other = next(iter(videos.values()))
+    else:
+        raise ValueError(
+            f"{flag} {folder} holds {len(videos)} videos ({sorted(videos)[:5]}) and none is named {name!r}; "
+            "expected one video, or a video of the same name"
+        )
+    return VideoPair(name, pred, other) if one_pred else VideoPair(_video_name(other), other, gt)
+
+
+def has_side_key(video_path: str | Path, key: str) -> bool:
+    """Whether the video's ground truth (`<name>.npz` or `gt/<key>.npy`) has `key`; reads no arrays."""
+    video_path = Path(video_path)
+    if video_path.is_dir() and (video_path / "gt" / f"{key}.npy").is_file():
+        return True
+    side = video_path.parent / f"{_video_name(video_path)}.npz"
+    if not side.is_file():
+        return False
+    try:
+        with np.load(side, allow_pickle=False) as z:
+            return key in z.files
+    except _CORRUPT:
+        return False  # reported when the side file is read
+
+
+def fit_to_prediction(
+    pred: np.ndarray, gt: np.ndarray, side_gt: dict, name: str = "video"
+) -> tuple[np.ndarray, dict, list[int] | None]:
+    """Bring the ground truth to the prediction's frame size -> (gt, side_gt, [W, H] before or None).
+
+    Videos `[T, H, W, 3]` must have the same length. A larger ground truth with the same aspect
+    ratio (within a pixel) is area-downsampled to the prediction's size (a model trained on 32 px
+    frames predicts 32 px frames of a 64 px world); its depth and instance masks are resized with
+    nearest-neighbour sampling and its intrinsics scaled (pixel-centre convention). Any other size
+    difference raises ValueError.
+    """
+    import cv2
+
+    if pred.shape[0] != gt.shape[0]:
+        raise ValueError(
+            f"{name}: predicted video has {pred.shape[0]} frames, ground truth has {gt.shape[0]}"
+        )
+    (hp, wp), (hg, wg) = pred.shape[1:3], gt.shape[1:3]
+    if (hp, wp) == (hg, wg):
+        return gt, side_gt, None
+    same_aspect = abs(hg * wp / wg - hp) <= 1.0 and abs(wg * hp / hg - wp) <= 1.0
+    if not (hg >= hp and wg >= wp and same_aspect):
+        raise ValueError(
+            f"{name}: predicted frames are {wp}x{hp}, ground truth {wg}x{hg}; expected the same size, or a "
+            "larger ground truth of the same aspect ratio (it is then downsampled to the prediction's size)"
+        )
+    gt = np.stack([cv2.resize(f, (wp, hp), interpolation=cv2.INTER_AREA) for f in gt])
+    side = dict(side_gt)
+    for key in ("depth", "instances"):
+        a = side.get(key)
+        if a is None or np.ndim(a) != 3 or np.shape(a)[1:] != (hg, wg):
+            continue  # a wrong shape is reported where the array is used
+        a = np.asarray(a)
+        dtype = a.dtype
+        work = a.astype(np.int32) if key == "instances" else a.astype(np.float32)
+        resized = np.stack([cv2.resize(f, (wp, hp), interpolation=cv2.INTER_NEAREST) for f in work])
+        side[key] = resized.astype(dtype)
+    if side.get("intrinsics") is not None and np.shape(side["intrinsics"]) == (3, 3):
+        k = np.array(side["intrinsics"], dtype=np.float64)
+        sx, sy = wp / wg, hp / hg
+        k[0, 0], k[1, 1] = k[0, 0] * sx, k[1, 1] * sy
+        k[0, 2], k[1, 2] = (k[0, 2] + 0.5) * sx - 0.5, (k[1, 2] + 0.5) * sy - 0.5
+        side["intrinsics"] = k
+    return gt, side, [int(wg), int(hg)]
 
 
 def check_same_shape(pred: np.ndarray, gt: np.ndarray, name: str = "video") -> None:
@@ -177,6 +285,12 @@ _CORRUPT = Exception
 
 
 def _load_npz(side: Path) -> dict[str, np.ndarray]:
+    from egoworld.io_utils import check_npz_sizes
+
+    try:
+        check_npz_sizes(side, "side file")  # before numpy allocates what the headers claim
+    except ValueError as err:
+        raise ValueError(f"{side}: not a valid .npz file of arrays ({err})") from None
     try:
         data = np.load(side, allow_pickle=False)
     except _CORRUPT as err:
@@ -191,6 +305,12 @@ def _load_npz(side: Path) -> dict[str, np.ndarray]:
 
 
 def _load_npy(path: Path) -> np.ndarray:
+    from egoworld.io_utils import check_npy_size
+
+    try:
+        check_npy_size(path, "ground-truth array")
+    except ValueError as err:
+        raise ValueError(f"{path}: not a valid .npy array file ({err})") from None
     try:
         return np.load(path, allow_pickle=False)
     except _CORRUPT as err:

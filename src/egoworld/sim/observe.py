@@ -396,8 +396,12 @@ class ObservationModel(nn.Module):
         return cls(config, transformer, codec, image_encoder)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """config + transformer + VAE + image encoder (safetensors), written atomically."""
-        with atomic_dir(directory) as tmp:
+        """config + transformer + VAE + image encoder (safetensors), written atomically.
+
+        An existing `directory` is replaced only when it is empty or holds an earlier observation
+        model (its config file); any other folder raises FileExistsError before anything is written.
+        """
+        with atomic_dir(directory, replaces=CONFIG_NAME) as tmp:
             (tmp / CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
             self.transformer.save_pretrained(tmp / "transformer", safe_serialization=True)
             if getattr(self.codec, "vae", None) is not None:
@@ -654,11 +658,13 @@ def train_observation_model(
     seed: int = 0,
     time_budget_s: float | None = None,
     log_every: int = 50,
+    progress: bool = False,
 ) -> list[float]:
     """Train the DiT on cached latents `[N, C, T, h, w]` and InP conditions `[N, 2C + 4, T, h, w]`.
 
     AdamW over the transformer only (codec frozen), gradient clipping; stops after `steps` or
-    `time_budget_s` seconds. Returns the loss of every step.
+    `time_budget_s` seconds. With `progress`, a tqdm bar on stderr shows the steps and the running
+    loss (mean of the last `log_every` steps). Returns the loss of every step.
     """
     if latents.shape[0] != conditions.shape[0] or latents.shape[0] < 1:
         raise ValueError(
@@ -677,6 +683,11 @@ def train_observation_model(
     losses: list[float] = []
     start = time.perf_counter()
     n = latents.shape[0]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=int(steps), desc="train-observe", unit="step")
     for step in range(int(steps)):
         idx = torch.randint(0, n, (min(batch_size, n),), generator=generator)
         cond = {"y": conditions[idx], "text": text.expand(len(idx), -1, -1), "image": None}
@@ -686,6 +697,10 @@ def train_observation_model(
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         opt.step()
         losses.append(float(loss.detach()))
+        if bar is not None:
+            recent = losses[-max(1, log_every) :]
+            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", refresh=False)
+            bar.update(1)
         if log_every and (step + 1) % log_every == 0:
             recent = losses[-log_every:]
             logger.info(
@@ -697,5 +712,7 @@ def train_observation_model(
         if time_budget_s is not None and time.perf_counter() - start > time_budget_s:
             logger.info("time budget of %.0f s reached after %d steps", time_budget_s, step + 1)
             break
+    if bar is not None:
+        bar.close()
     model.eval()
     return losses

@@ -21,14 +21,13 @@ import dataclasses
 import json
 import logging
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from egoworld.io_utils import atomic_path
+from egoworld.io_utils import atomic_path, check_npz_sizes
 from egoworld.sim.camera import invert_pose, validate_intrinsics, validate_poses
 
 logger = logging.getLogger(__name__)
@@ -44,6 +43,13 @@ def _o3d():
 
     return o3d, o3c
 
+
+# The voxel size of states fused from the synthetic tabletop episodes (`egoworld worlds generate
+# --task tabletop`, 32-64 px at about 1 m, where one pixel covers 1.8-3.6 cm): finer voxels leave
+# holes between the pixels' rays. The observation model is trained on states of this size
+# (`sim train-observe`), so the closed loop must get the same (`sim build-state`); every command
+# uses this constant. `StateConfig`'s own default stays the paper's 3 mm for 640x480 sensor data.
+EPISODE_VOXEL_SIZE = 0.03
 
 MAX_BLOCK_RESOLUTION = 32
 MAX_INITIAL_GRID_BYTES = 8 * 2**30  # the grid grows on demand; this only bounds the up-front allocation
@@ -468,18 +474,27 @@ class SceneState:
         """Read a state written by :meth:`save`.
 
         Raises FileNotFoundError when `path` does not exist and ValueError when it is not a
-        readable state file (not an npz, wrong format tag or version, missing or malformed arrays).
+        readable state file (not an npz, wrong format tag or version, missing or malformed arrays),
+        or one that would inflate far beyond its size (`egoworld.io_utils.check_npz_sizes`). Pickles
+        are never loaded.
         """
         path = Path(path)
+        if path.is_dir():
+            raise IsADirectoryError(
+                f"state file {str(path)!r} is a folder; expected a .npz from SceneState.save"
+            )
         if not path.is_file():
             raise FileNotFoundError(
                 f"state file {str(path)!r} does not exist; expected a .npz from SceneState.save"
             )
+        check_npz_sizes(path, "state file")
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-            raise ValueError(f"state file {str(path)!r} is corrupt or not an npz archive ({err})") from err
+        except Exception as err:  # numpy reports a damaged archive with zip, zlib, EOF or value errors
+            raise ValueError(
+                f"state file {str(path)!r} is corrupt or not an npz archive ({type(err).__name__}: {err})"
+            ) from None
         try:
             meta = json.loads(str(data["meta"]))
             if meta.get("format") != FORMAT:
@@ -500,7 +515,11 @@ class SceneState:
             state._load_blocks(keys, vals)
             for i, oid in enumerate(meta["object_ids"]):
                 state.add_object(oid, data[f"obj{i}_points"], data[f"obj{i}_colors"], data[f"obj{i}_pose"])
-        except (KeyError, TypeError, json.JSONDecodeError, ValueError) as err:
+        except KeyError as err:  # a missing array or meta field: name it in a sentence
+            raise ValueError(
+                f"state file {str(path)!r} is not a valid egoworld state: it has no {err.args[0]!r}"
+            ) from None
+        except (TypeError, json.JSONDecodeError, ValueError) as err:
             raise ValueError(f"state file {str(path)!r} is not a valid egoworld state: {err}") from err
         return state
 
