@@ -33,3 +33,24 @@ def onex_root(tmp_path) -> Path:
     """Shard 0: 60 frames at 30 Hz, segment 0 = frames 0-35, segment 1 = frames 36-59."""
     seg = np.array([0] * 36 + [1] * 24, np.int32)
     return write_onex(tmp_path / "onex", [seg])
+
+
+@pytest.fixture
+def watchdog():
+    """Fail (instead of hanging the suite) if the test body runs longer than 60 s.
+
+    Not a timing assertion: the bounded-work tests finish in well under a second; a regression
+    that makes them exponential would otherwise never return.
+    """
+    import signal
+
+    def expired(signum, frame):
+        raise TimeoutError("watchdog: the reader did not return within 60 s (unbounded work?)")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, 60)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

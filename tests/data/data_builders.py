@@ -195,3 +195,11 @@ def write_lerobot(root: Path, lengths: list[int], version: str = "v2.1", fps: in
         pq.write_table(pa.Table.from_pylist(rows), ep)
     (root / "meta" / "info.json").write_text(json.dumps(info, indent=2))
     return root
+
+
+def jpeg_declaring(side: int) -> bytes:
+    """A valid 32x32 JPEG whose header is patched to declare side x side pixels (a tiny "bomb")."""
+    data = bytearray(jpeg_bytes(flat_frames(1)[0]))
+    sof = data.index(b"\xff\xc0")  # baseline start-of-frame: length(2) precision(1) height(2) width(2)
+    data[sof + 5 : sof + 9] = side.to_bytes(2, "big") * 2
+    return bytes(data)

@@ -7,7 +7,8 @@
 - `lerobot`: LeRobotDataset v2.x / v3.0 (`LeRobotDataset`).
 - `video`: PyAV seeking reader and atomic mp4 writer.
 - `check`, `stats`: `check_dataset` and normalization statistics.
-- `safe_pickle`: a restricted unpickler for untrusted `traj_data.pkl` files.
+- `safe_pickle`: a restricted, bounded unpickler for untrusted `traj_data.pkl` files.
+- `untrusted`: size/shape limits and path checks every reader applies to dataset files.
 
 Readers import torch; import them from their modules (`from egoworld.data.nwm import NWMDataset`).
 """

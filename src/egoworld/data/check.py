@@ -91,9 +91,12 @@ def check_dataset(path: str | Path, format: str | None = None, deep: bool = Fals
     if fmt not in FORMATS:
         raise ValueError(f"unknown dataset format {fmt!r}; expected one of {FORMATS}")
     report = Report(path=path, format=fmt)
-    {"nwm": _check_nwm, "recon_h5": _check_recon, "onex": _check_onex, "lerobot": _check_lerobot}[fmt](
-        path, report, deep
-    )
+    check = {"nwm": _check_nwm, "recon_h5": _check_recon, "onex": _check_onex, "lerobot": _check_lerobot}[fmt]
+    try:
+        check(path, report, deep)
+    except Exception as err:  # a file no check foresaw: still a listed problem, never a traceback
+        logger.debug("check of %s stopped", path, exc_info=True)
+        report.problems.append(Problem(path, f"check stopped early: {type(err).__name__}: {err}"))
     logger.info("checked %s: %d problems", path, len(report.problems))
     return report
 
@@ -132,12 +135,20 @@ def check_nwm_trajectory(traj_dir: Path) -> tuple[list[Problem], dict[str, np.nd
 
 def _check_nwm(path: Path, report: Report, deep: bool) -> None:
     from egoworld.actions.spaces import METRIC_WAYPOINT_SPACING, nav_deltas
+    from egoworld.data.nwm import WORLD_FILE, name_and_spacing
 
     if (path / "traj_data.pkl").is_file():
-        trajs, name = [path], path.parent.name
+        trajs, root = [path], path.parent
     else:
-        trajs, name = _subdirs(path), path.name
-    spacing = METRIC_WAYPOINT_SPACING.get(name, 1.0)
+        trajs, root = _subdirs(path), path
+    try:
+        name, spacing = name_and_spacing(root, None, None)
+    except ValueError as err:
+        report.problems.append(Problem(root / WORLD_FILE, str(err).removeprefix(f"{root / WORLD_FILE}: ")))
+        name, spacing = root.name, None
+    known = spacing is not None or name in METRIC_WAYPOINT_SPACING
+    if spacing is None:
+        spacing = METRIC_WAYPOINT_SPACING.get(name, 1.0)
     n_traj, n_frames, actions = 0, 0, []
     for d in trajs:
         has_images = any(p.suffix == ".jpg" for p in d.iterdir())
@@ -155,7 +166,7 @@ def _check_nwm(path: Path, report: Report, deep: bool) -> None:
     report.summary.update(
         episodes=n_traj,
         frames=n_frames,
-        spacing=spacing if name in METRIC_WAYPOINT_SPACING else f"unknown for {name!r}; ranges in metres",
+        spacing=f"{spacing} m ({name})" if known else f"unknown for {name!r}; ranges in metres",
         action_ranges=f"(dx, dy, dyaw) {_action_ranges(actions)}",
     )
 
@@ -163,11 +174,11 @@ def _check_nwm(path: Path, report: Report, deep: bool) -> None:
 def _check_recon(path: Path, report: Report, deep: bool) -> None:
     from egoworld.actions.spaces import METRIC_WAYPOINT_SPACING, nav_deltas
     from egoworld.data.recon_h5 import (
-        IMAGE_KEY,
         _open,
         decode_recon_image,
         list_recon_files,
         read_recon_poses,
+        recon_datasets,
     )
 
     files = list_recon_files(path)
@@ -178,8 +189,9 @@ def _check_recon(path: Path, report: Report, deep: bool) -> None:
         try:
             poses = read_recon_poses(f)
             with _open(f) as h5:
+                images = recon_datasets(h5, f)[0]
                 for i in range(poses["num_images"]):
-                    decode_recon_image(h5[IMAGE_KEY], i, str(f))
+                    decode_recon_image(images, i, str(f))
         except (ValueError, OSError) as err:
             report.problems.append(Problem(f, str(err).removeprefix(f"{f}: ")))
             continue
@@ -216,6 +228,15 @@ def _check_onex(path: Path, report: Report, deep: bool) -> None:
     )
 
 
+def _problem(err: Exception, root: Path, fallback: Path) -> Problem:
+    """A Problem from an error whose message starts with a file under `root` (else `fallback`)."""
+    text = str(err)
+    head, sep, rest = text.partition(": ")
+    if sep and head.startswith(str(root)) and Path(head).exists():
+        return Problem(Path(head), rest)
+    return Problem(fallback, text)
+
+
 def _check_lerobot(path: Path, report: Report, deep: bool) -> None:
     from egoworld.data.lerobot import read_episode_table, read_info, video_locations
     from egoworld.data.onex import check_video
@@ -223,21 +244,25 @@ def _check_lerobot(path: Path, report: Report, deep: bool) -> None:
     try:
         info = read_info(path)
     except (ValueError, FileNotFoundError) as err:
-        report.problems.append(Problem(path / "meta" / "info.json", str(err).split(": ", 1)[-1]))
+        report.problems.append(_problem(err, path, path / "meta" / "info.json"))
         return
     feats = info["features"]
     columns = [k for k in ("action", "observation.state") if k in feats]
     try:
         episodes = read_episode_table(path, info, columns)
     except ValueError as err:
-        report.problems.append(Problem(path / "data", str(err)))
+        report.problems.append(_problem(err, path, path / "data"))
         return
+    for c in columns:
+        bad = [e for e in sorted(episodes) if not np.isfinite(episodes[e][c]).all()]
+        if bad:
+            report.problems.append(Problem(path / "data", f"{c!r} holds NaN/inf in episodes {bad[:8]}"))
     videos = [k for k, v in feats.items() if v.get("dtype") == "video"]
     for key in videos:
         try:
             locs = video_locations(path, info, key, sorted(episodes))
         except ValueError as err:
-            report.problems.append(Problem(path / "meta", str(err)))
+            report.problems.append(_problem(err, path, path / "meta"))
             continue
         checked: set[Path] = set()
         for e in sorted(episodes):

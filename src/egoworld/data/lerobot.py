@@ -14,7 +14,6 @@ frame t-1), actions[0] = 0; state is the state column at frame 0.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,27 +22,39 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from egoworld.actions.normalization import ActionNormalizer
+from egoworld.data import untrusted
 from egoworld.data.clip import Clip, WindowSpec, build_windows, resize_center_crop, with_leading_zero
+from egoworld.data.untrusted import count, format_path_template, inside, positive_number, read_json_object
 from egoworld.data.video import VideoReader
 
 logger = logging.getLogger(__name__)
 
 
+V2_TEMPLATE_FIELDS = ("episode_chunk", "episode_index", "video_key")
+V3_TEMPLATE_FIELDS = ("chunk_index", "file_index", "video_key")
+
+
 def read_info(root: Path) -> dict[str, Any]:
-    """meta/info.json with its major version checked (2 or 3)."""
+    """meta/info.json with its major version, fps, features and templates checked."""
     path = root / "meta" / "info.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found (not a LeRobotDataset folder)")
-    try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    version = str(info.get("codebase_version", ""))
-    if not version.startswith(("v2", "v3")):
+    info = read_json_object(path)
+    version = info.get("codebase_version", "")
+    if not isinstance(version, str) or not version.startswith(("v2", "v3")):
         raise ValueError(f"{path}: codebase_version {version!r} not supported; expected v2.x or v3.0")
     for key in ("fps", "features"):
         if key not in info:
             raise ValueError(f"{path}: missing {key!r}")
+    positive_number(info["fps"], "'fps'", str(path), upper=10_000)
+    feats = info["features"]
+    if not isinstance(feats, dict) or not all(isinstance(v, dict) for v in feats.values()):
+        raise ValueError(f"{path}: 'features' must map each feature name to an object with a 'dtype'")
+    if "chunks_size" in info:
+        count(info["chunks_size"], "'chunks_size'", str(path), lower=1)
+    for key in ("video_path", "data_path"):
+        if key in info and info[key] is not None and not isinstance(info[key], str):
+            raise ValueError(f"{path}: {key!r} is {info[key]!r}; expected a path template string")
     return info
 
 
@@ -51,87 +62,149 @@ def major_version(info: dict[str, Any]) -> int:
     return int(str(info["codebase_version"])[1])
 
 
-def column_array(table, name: str) -> np.ndarray:
-    """A parquet column of scalars or fixed-length lists -> float32 [N, D]."""
+def read_parquet(path: Path, columns: list[str] | None = None):
+    """A pyarrow Table of `columns` (all when None) of a parquet file inside the dataset, with its
+    declared row count and size checked before anything is decoded; ValueError naming the file."""
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        meta = pf.metadata
+    except Exception as err:  # pyarrow raises several types for damaged files
+        raise ValueError(f"{path}: not a readable parquet file ({err})") from None
+    if meta.num_rows > untrusted.MAX_PARQUET_ROWS:
+        limit = untrusted.MAX_PARQUET_ROWS
+        raise ValueError(f"{path}: declares {meta.num_rows} rows; at most {limit} per file")
+    declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    allowed = max(untrusted.MAX_PARQUET_EXPANSION * path.stat().st_size, 2**26)
+    if declared > allowed:
+        raise ValueError(
+            f"{path}: declares {declared} bytes of data in a {path.stat().st_size}-byte file; expected "
+            f"at most {untrusted.MAX_PARQUET_EXPANSION}x expansion"
+        )
+    names = pf.schema_arrow.names
+    if columns is not None:
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise ValueError(f"{path}: missing columns {missing} (has {names})")
+    try:
+        return pf.read(columns=columns)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable parquet file ({err})") from None
+
+
+def column_array(table, name: str, where: str = "") -> np.ndarray:
+    """A parquet column of scalars or fixed-length lists of numbers -> float32 [N, D]."""
     import pyarrow as pa
 
     col = table.column(name).combine_chunks()
     n = len(col)
-    if (
-        pa.types.is_list(col.type)
-        or pa.types.is_fixed_size_list(col.type)
-        or pa.types.is_large_list(col.type)
-    ):
-        flat = col.flatten().to_numpy(zero_copy_only=False)
-        if n and flat.size % n:
-            raise ValueError(f"column {name!r} has rows of different lengths; expected fixed-length vectors")
-        return flat.astype(np.float32).reshape(n, -1)
-    return col.to_numpy(zero_copy_only=False).astype(np.float32).reshape(n, 1)
+    if n == 0:
+        return np.zeros((0, 0), np.float32)
+    try:
+        t = col.type
+        if pa.types.is_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t):
+            flat = col.flatten().to_numpy(zero_copy_only=False)
+            if n and flat.size % n:
+                raise ValueError("rows of different lengths; expected fixed-length vectors")
+            return flat.astype(np.float32).reshape(n, -1)
+        return col.to_numpy(zero_copy_only=False).astype(np.float32).reshape(n, 1)
+    except (ValueError, TypeError, pa.ArrowException) as err:
+        raise ValueError(f"{where}column {name!r} ({col.type}) is not numeric vectors: {err}") from None
+
+
+def _int_column(table, name: str, f: Path) -> np.ndarray:
+    import pyarrow as pa
+
+    col = table.column(name)
+    if not pa.types.is_integer(col.type):
+        raise ValueError(f"{f}: column {name!r} is {col.type}; expected integers")
+    values = col.to_numpy(zero_copy_only=False)
+    if col.null_count or (len(values) and (values.min() < 0 or values.max() > 2**62)):
+        raise ValueError(f"{f}: column {name!r} holds nulls or values outside [0, 2**62]; expected indices")
+    return values.astype(np.int64)
+
+
+def _data_files(root: Path, sub: str) -> list[Path]:
+    files = sorted((root / sub).rglob("*.parquet"))
+    for f in files:
+        inside(root, f, f"{root / sub}: parquet file")
+    return files
 
 
 def read_episode_table(
     root: Path, info: dict[str, Any], columns: list[str]
 ) -> dict[int, dict[str, np.ndarray]]:
     """Every data parquet under data/, grouped by episode and sorted by frame_index."""
-    import pyarrow.parquet as pq
-
-    files = sorted((root / "data").rglob("*.parquet"))
+    files = _data_files(root, "data")
     if not files:
         raise ValueError(f"{root / 'data'}: no parquet files")
     parts: dict[int, list[dict[str, np.ndarray]]] = {}
     for f in files:
-        try:
-            table = pq.read_table(f)
-        except Exception as err:  # pyarrow raises several types for damaged files
-            raise ValueError(f"{f}: not a readable parquet file ({err})") from err
-        missing = [c for c in ["episode_index", "frame_index", *columns] if c not in table.column_names]
-        if missing:
-            raise ValueError(f"{f}: missing columns {missing} (has {table.column_names})")
-        ep = table.column("episode_index").to_numpy()
-        arrays = {c: column_array(table, c) for c in columns}
-        arrays["frame_index"] = table.column("frame_index").to_numpy().astype(np.int64)
+        table = read_parquet(f, ["episode_index", "frame_index", *columns])
+        ep = _int_column(table, "episode_index", f)
+        arrays = {c: column_array(table, c, f"{f}: ") for c in columns}
+        arrays["frame_index"] = _int_column(table, "frame_index", f)
         for e in np.unique(ep):
             rows = ep == e
             parts.setdefault(int(e), []).append({k: v[rows] for k, v in arrays.items()})
     out = {}
     for e, chunks in parts.items():
+        widths = {k: {c[k].shape[1:] for c in chunks} for k in columns}
+        bad = [k for k, w in widths.items() if len(w) > 1]
+        if bad:
+            raise ValueError(f"{root / 'data'}: episode {e} has rows of different widths in {bad}")
         merged = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
         order = np.argsort(merged["frame_index"], kind="stable")
         out[e] = {k: v[order] for k, v in merged.items()}
+    if not out:
+        raise ValueError(f"{root / 'data'}: the parquet files hold no rows; expected at least one episode")
     return out
 
 
 def video_locations(
     root: Path, info: dict[str, Any], key: str, episodes: list[int]
 ) -> dict[int, tuple[Path, float]]:
-    """(mp4 path, start time in seconds) of each episode's video for feature `key`."""
+    """(mp4 path, start time in seconds) of each episode's video for feature `key`.
+
+    Every path is built from the `video_path` template of meta/info.json and must resolve inside
+    `root`; a template with unknown fields, or a path leading outside, is a ValueError.
+    """
+    where = f"{root / 'meta' / 'info.json'}: video_path"
     template = info.get("video_path")
     if not template:
         raise ValueError(f"{root}/meta/info.json has no video_path; cannot read video feature {key!r}")
+
+    def located(values: dict[str, Any]) -> Path:
+        path = root / format_path_template(template, values, where)
+        return inside(root, path, f"{where} {template!r} for {key!r}")
+
     if major_version(info) == 2:
         size = int(info.get("chunks_size", 1000))
+        fields = dict.fromkeys(V2_TEMPLATE_FIELDS, 0)
+        format_path_template(template, fields, where)  # unknown fields: one error, before any episode
         return {
-            e: (root / template.format(episode_chunk=e // size, video_key=key, episode_index=e), 0.0)
+            e: (located({"episode_chunk": e // size, "video_key": key, "episode_index": e}), 0.0)
             for e in episodes
         }
-    import pyarrow.parquet as pq
-
-    files = sorted((root / "meta" / "episodes").rglob("*.parquet"))
+    format_path_template(template, dict.fromkeys(V3_TEMPLATE_FIELDS, 0), where)
+    files = _data_files(root, "meta/episodes")
     if not files:
         raise ValueError(f"{root}/meta/episodes: no parquet files (required by v3.0)")
     cols = [f"videos/{key}/chunk_index", f"videos/{key}/file_index", f"videos/{key}/from_timestamp"]
     out = {}
     for f in files:
-        table = pq.read_table(f)
-        missing = [c for c in ["episode_index", *cols] if c not in table.column_names]
-        if missing:
-            raise ValueError(f"{f}: missing columns {missing}")
-        rows = zip(*(table.column(c).to_pylist() for c in ["episode_index", *cols]))
-        for e, chunk, file, t0 in rows:
-            out[int(e)] = (
-                root / template.format(video_key=key, chunk_index=chunk, file_index=file),
-                float(t0),
-            )
+        table = read_parquet(f, ["episode_index", *cols])
+        ep = _int_column(table, "episode_index", f)
+        chunk, file = (_int_column(table, c, f) for c in cols[:2])
+        t0 = column_array(table, cols[2], f"{f}: ")[:, 0].astype(np.float64)
+        if not np.isfinite(t0).all() or (len(t0) and (t0.min() < 0 or t0.max() > 1e7)):
+            raise ValueError(f"{f}: column {cols[2]!r} holds values outside [0, 1e7] s; expected start times")
+        paths: dict[tuple[int, int], Path] = {}
+        for e, c, i, t in zip(ep.tolist(), chunk.tolist(), file.tolist(), t0.tolist()):
+            if (c, i) not in paths:
+                paths[c, i] = located({"video_key": key, "chunk_index": c, "file_index": i})
+            out[int(e)] = (paths[c, i], float(t))
     return out
 
 

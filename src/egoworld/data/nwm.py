@@ -23,10 +23,12 @@ from egoworld.actions.normalization import ActionNormalizer
 from egoworld.actions.spaces import METRIC_WAYPOINT_SPACING, nav_cumulative, nav_deltas
 from egoworld.data.clip import Clip, WindowSpec, build_windows, resize_center_crop, with_leading_zero
 from egoworld.data.safe_pickle import safe_load
+from egoworld.data.untrusted import image_size_of, inside, positive_number, read_json_object
 
 logger = logging.getLogger(__name__)
 
 TRAJ_FILE = "traj_data.pkl"
+WORLD_FILE = "egoworld_world.json"  # written by `egoworld worlds generate` (egoworld.worlds.generate)
 ACTION_MODES = ("delta", "cumulative")
 _JPG = re.compile(r"^(\d+)\.jpg$")
 
@@ -43,8 +45,7 @@ def parse_traj_data(data: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     missing = [k for k in ("position", "yaw") if k not in data]
     if missing:
         raise ValueError(f"{where}: missing keys {missing} (has {sorted(map(str, data))})")
-    position = np.asarray(data["position"], dtype=np.float64)
-    yaw = np.asarray(data["yaw"], dtype=np.float64)
+    position, yaw = (_float_array(data[k], k, where) for k in ("position", "yaw"))
     if position.ndim != 2 or position.shape[1] < 2:
         raise ValueError(f"{where}: 'position' must be [T, 2], got shape {position.shape}")
     if yaw.size != position.shape[0] or (yaw.ndim > 1 and max(yaw.shape[1:], default=1) != 1):
@@ -54,6 +55,43 @@ def parse_traj_data(data: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     if not (np.isfinite(position).all() and np.isfinite(yaw).all()):
         raise ValueError(f"{where}: position/yaw contain NaN or inf")
     return position[:, :2], yaw.reshape(-1)
+
+
+def _float_array(value: Any, key: str, where: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError) as err:
+        raise ValueError(
+            f"{where}: {key!r} is not an array of numbers ({type(value).__name__}: {err}); expected "
+            + ("[T, 2] positions" if key == "position" else "[T] yaw angles in radians")
+        ) from None
+
+
+def world_description(root: str | Path) -> dict[str, Any] | None:
+    """`<root>/egoworld_world.json` of a world `egoworld worlds generate` wrote, checked; None if absent.
+
+    The NWM readers take the dataset name and the metric waypoint spacing from it.
+    """
+    path = Path(root) / WORLD_FILE
+    if not path.is_file():
+        return None
+    desc = read_json_object(path)
+    if "metric_waypoint_spacing" in desc:
+        positive_number(desc["metric_waypoint_spacing"], "'metric_waypoint_spacing'", str(path))
+    name = desc.get("dataset_name")
+    if name is not None and not (isinstance(name, str) and name):
+        raise ValueError(f"{path}: 'dataset_name' is {name!r}; expected a non-empty string")
+    return desc
+
+
+def name_and_spacing(root: Path, dataset_name: str | None, spacing: float | None) -> tuple[str, float | None]:
+    """The dataset name (given, from egoworld_world.json, else the folder name) and the spacing
+    (given, else the one egoworld_world.json records for that name, else None: the known table)."""
+    desc = world_description(root) or {}
+    name = dataset_name or desc.get("dataset_name") or root.name
+    if spacing is None and "metric_waypoint_spacing" in desc and name == desc.get("dataset_name", name):
+        spacing = float(desc["metric_waypoint_spacing"])
+    return name, spacing
 
 
 def load_trajectory(traj_dir: str | Path) -> dict[str, Any]:
@@ -93,16 +131,26 @@ def _fmt(items: list[int], k: int = 8) -> str:
 
 
 def read_jpeg(path: Path) -> np.ndarray:
-    """RGB uint8 [H, W, 3]; ValueError naming the file if it cannot be decoded."""
+    """RGB uint8 [H, W, 3]; ValueError naming the file if it cannot be decoded.
+
+    The header is checked first (at most MAX_IMAGE_SIDE pixels a side), so a tiny file that
+    declares a huge image is refused before anything is allocated.
+    """
     import cv2
 
     try:
         buf = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
-        raise ValueError(f"{path}: cannot read image ({err})") from err
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+        raise ValueError(f"{path}: cannot read image ({err.strerror or err})") from None
+    if not buf.size:
+        raise ValueError(f"{path}: corrupt or unreadable JPEG (empty file)")
+    try:
+        image_size_of(buf.tobytes(), kind="JPEG")
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None:
-        raise ValueError(f"{path}: corrupt or unreadable JPEG")
+        raise ValueError(f"{path}: corrupt or unreadable JPEG (cannot be decoded)")
     return img[:, :, ::-1]
 
 
@@ -117,13 +165,11 @@ def read_split(path: str | Path) -> list[str]:
 def resolve_spacing(dataset_name: str, spacing: float | None) -> float:
     """The metric waypoint spacing given, or the known one for `dataset_name`."""
     if spacing is not None:
-        if not spacing > 0:
-            raise ValueError(f"spacing must be > 0 metres, got {spacing}")
-        return float(spacing)
+        return positive_number(spacing, "spacing", "metric waypoint spacing")
     if dataset_name not in METRIC_WAYPOINT_SPACING:
         raise ValueError(
-            f"unknown metric waypoint spacing for dataset {dataset_name!r}; pass spacing= "
-            f"(known: {METRIC_WAYPOINT_SPACING})"
+            f"unknown metric waypoint spacing for dataset {dataset_name!r}; pass spacing= (CLI: --spacing "
+            f"metres, or --dataset-name one of the known: {METRIC_WAYPOINT_SPACING})"
         )
     return METRIC_WAYPOINT_SPACING[dataset_name]
 
@@ -223,11 +269,13 @@ class NWMDataset(PoseClipDataset):
         split: None (every trajectory folder), "train"/"test" (read
             `<splits_dir>/<split>/traj_names.txt`, splits_dir defaulting to
             `<root>/../data_splits/<dataset_name>`), or a path to a traj_names.txt.
-        dataset_name: key into METRIC_WAYPOINT_SPACING (default: the folder name).
+        dataset_name: key into METRIC_WAYPOINT_SPACING (default: the `dataset_name` of the folder's
+            egoworld_world.json for a generated world, else the folder name).
         context, horizon, stride, frame_step: see `WindowSpec`.
         resolution: (height, width) or int; frames are resized and centre-cropped; None keeps them.
         action_mode: "delta" (per step) or "cumulative" (relative to the last context frame).
-        spacing: metres per action unit (default: the dataset's metric waypoint spacing).
+        spacing: metres per action unit (default: the dataset's metric waypoint spacing, or the one
+            a generated world's egoworld_world.json records).
         normalizer: optional `ActionNormalizer`, checked against dataset/spacing/mode.
         output: "tensors" (dict of torch tensors, see `Clip.to_tensors`) or "clip".
     """
@@ -251,7 +299,7 @@ class NWMDataset(PoseClipDataset):
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"NWM dataset folder not found: {self.root}")
-        name = dataset_name or self.root.name
+        name, spacing = name_and_spacing(self.root, dataset_name, spacing)
         names = self._trajectory_names(split, name, splits_dir)
         trajectories, problems = [], []
         for n in names:
@@ -288,8 +336,13 @@ class NWMDataset(PoseClipDataset):
         split_path = Path(split)
         if str(split) in ("train", "test", "val"):
             base = Path(splits_dir) if splits_dir else self.root.parent / "data_splits" / name
+            if splits_dir is None and not base.is_dir() and (self.root / "data_splits" / name).is_dir():
+                base = self.root / "data_splits" / name  # generated worlds keep their splits inside
             split_path = base / str(split) / "traj_names.txt"
-        return read_split(split_path)
+        names = read_split(split_path)
+        for n in names:  # a name from the split file must not lead out of the dataset folder
+            inside(self.root, self.root / n, f"{split_path}: trajectory {n!r}")
+        return names
 
     def _frames(self, traj: dict[str, Any], indices: np.ndarray) -> np.ndarray:
         return np.stack([read_jpeg(traj["image_paths"][i]) for i in indices])  # [T, H, W, 3]

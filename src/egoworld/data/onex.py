@@ -12,7 +12,6 @@ actions = state differences at the subsampled rate and state = the 25-D state at
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
@@ -33,6 +32,7 @@ from egoworld.data.clip import (
     resize_center_crop,
     with_leading_zero,
 )
+from egoworld.data.untrusted import count, positive_number, read_json_object
 from egoworld.data.video import VideoReader
 
 logger = logging.getLogger(__name__)
@@ -51,12 +51,9 @@ def shard_paths(root: Path, i: int) -> dict[str, Path]:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        value = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: not readable JSON ({err})") from err
-    if not isinstance(value, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}")
-    return value
+        return read_json_object(path)
+    except OSError as err:
+        raise ValueError(f"{path}: not readable ({err.strerror or err})") from None
 
 
 def find_shards(root: Path) -> list[int]:
@@ -79,7 +76,7 @@ def dataset_hz(root: Path) -> float:
     if not meta.is_file():
         logger.warning("%s missing; assuming %s Hz", meta, DEFAULT_HZ)
         return DEFAULT_HZ
-    return float(_read_json(meta).get("hz", DEFAULT_HZ))
+    return positive_number(_read_json(meta).get("hz", DEFAULT_HZ), "'hz'", str(meta), upper=10_000)
 
 
 def shard_num_frames(root: Path, i: int) -> int:
@@ -89,7 +86,7 @@ def shard_num_frames(root: Path, i: int) -> int:
         meta = _read_json(paths["metadata"])
         if "shard_num_frames" not in meta:
             raise ValueError(f"{paths['metadata']}: no 'shard_num_frames' key (has {sorted(meta)})")
-        return int(meta["shard_num_frames"])
+        return count(meta["shard_num_frames"], "'shard_num_frames'", str(paths["metadata"]))
     size = paths["states"].stat().st_size
     return size // (4 * HUMANOID_STATE_DIM)
 
@@ -284,7 +281,12 @@ def check_video(path: Path, n_expected: int | None, deep: bool = False) -> list[
                 return [Problem(path, f"{n} video frames, expected {n_expected} (one per state row)")]
             if n == 0:
                 return [Problem(path, "video has no frames")]
-            reader.read(np.arange(n) if deep else [0, n - 1])
+            if deep:
+                decoded = reader.decode_all()  # frame by frame: memory does not grow with the video
+                if decoded != n:
+                    return [Problem(path, f"{decoded} frames decode, the container declares {n}")]
+            else:
+                reader.read([0, n - 1])
     except ValueError as err:
         return [Problem(path, str(err).removeprefix(f"{path}: "))]
     return []

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from egoworld.actions.normalization import ActionNormalizer
+from egoworld.data import untrusted
 from egoworld.data.clip import WindowSpec
 from egoworld.data.nwm import TRAJ_FILE, PoseClipDataset, parse_traj_data, resolve_spacing
+from egoworld.data.untrusted import image_size_of, refuse_output_over_input
 from egoworld.io_utils import atomic_dir
 
 logger = logging.getLogger(__name__)
@@ -49,17 +51,118 @@ def _open(path: Path):
         raise ValueError(f"{path}: not a readable HDF5 file ({err})") from err
 
 
+def _lookup(f, key: str, path: Path, hops: int = 0):
+    """The object at `key`, following hard and soft links inside the file only (an external link
+    could open any file on the machine); None when absent."""
+    import h5py
+
+    node = f["/"]
+    for part in key.strip("/").split("/"):
+        if not isinstance(node, h5py.Group):
+            return None
+        link = node.get(part, getlink=True)
+        if link is None:
+            return None
+        if isinstance(link, h5py.SoftLink):
+            if hops >= 8:
+                raise ValueError(f"{path}: {key} goes through more than 8 soft links; expected a dataset")
+            target = link.path if link.path.startswith("/") else f"{node.name.rstrip('/')}/{link.path}"
+            node = _lookup(f, target, path, hops + 1)
+            if node is None:
+                return None
+        elif isinstance(link, h5py.HardLink):
+            node = node[part]
+        else:
+            where = getattr(link, "filename", type(link).__name__)
+            raise ValueError(f"{path}: {key} is a link to another file ({where}); refusing to follow it")
+    return node
+
+
+def _dataset(f, key: str, path: Path):
+    import h5py
+
+    ds = _lookup(f, key, path)
+    if ds is None:
+        return None
+    if not isinstance(ds, h5py.Dataset):
+        raise ValueError(f"{path}: {key} is a {type(ds).__name__}; expected an HDF5 dataset")
+    if ds.is_virtual or ds.external:
+        raise ValueError(f"{path}: {key} takes its data from other files; expected data stored in this file")
+    return ds
+
+
+def _check_storage(ds, key: str, path: Path) -> None:
+    """Refuse datasets whose declared size is implausible for the bytes actually stored."""
+    if ds.size == 0:
+        return
+    stored = ds.id.get_storage_size()
+    if stored == 0:
+        raise ValueError(f"{path}: {key} declares shape {ds.shape} but stores no data; expected written data")
+    declared = ds.size * ds.dtype.itemsize
+    if ds.dtype.kind != "O" and declared > 2**20 and declared > untrusted.MAX_H5_COMPRESSION * stored:
+        raise ValueError(
+            f"{path}: {key} declares shape {ds.shape} ({declared} bytes) but stores only {stored} bytes; "
+            f"expected at most {untrusted.MAX_H5_COMPRESSION}x compression"
+        )
+
+
+def recon_datasets(f, path: Path) -> tuple[Any, Any, Any]:
+    """(images, position, yaw) datasets of an open RECON file, their declared shapes, types and
+    sizes checked against each other and the limits in `egoworld.data.untrusted` (nothing read)."""
+    found = {k: _dataset(f, k, path) for k in (IMAGE_KEY, POSITION_KEY, YAW_KEY)}
+    missing = [k for k, v in found.items() if v is None]
+    if missing:
+        raise ValueError(f"{path}: missing HDF5 datasets {missing}")
+    images, position, yaw = found[IMAGE_KEY], found[POSITION_KEY], found[YAW_KEY]
+    if images.ndim == 4:
+        _, h, w, c = images.shape
+        if (
+            images.dtype != np.uint8
+            or c != 3
+            or not (0 < h <= untrusted.MAX_IMAGE_SIDE and 0 < w <= untrusted.MAX_IMAGE_SIDE)
+        ):
+            raise ValueError(
+                f"{path}: {IMAGE_KEY} is {images.dtype} {images.shape}; expected uint8 [T, H, W, 3] with "
+                f"H, W <= {untrusted.MAX_IMAGE_SIDE}"
+            )
+    elif images.ndim != 1 or images.dtype.kind not in ("O", "V", "S"):
+        raise ValueError(
+            f"{path}: {IMAGE_KEY} is {images.dtype} {images.shape}; expected [T] JPEG bytes or "
+            "uint8 [T, H, W, 3]"
+        )
+    n = images.shape[0]
+    if n > untrusted.MAX_H5_FRAMES:
+        raise ValueError(
+            f"{path}: {IMAGE_KEY} declares {n} frames; at most {untrusted.MAX_H5_FRAMES} per file"
+        )
+    if position.ndim != 2 or not 2 <= position.shape[1] <= 16 or position.dtype.kind not in "fiu":
+        raise ValueError(
+            f"{path}: {POSITION_KEY} is {position.dtype} {position.shape}; expected numbers [T, 3]"
+        )
+    if not (yaw.ndim == 1 or (yaw.ndim == 2 and yaw.shape[1] == 1)) or yaw.dtype.kind not in "fiu":
+        raise ValueError(f"{path}: {YAW_KEY} is {yaw.dtype} {yaw.shape}; expected numbers [T]")
+    if position.shape[0] != yaw.shape[0]:
+        raise ValueError(
+            f"{path}: {position.shape[0]} positions but {yaw.shape[0]} yaw values; expected equal"
+        )
+    if n != yaw.shape[0]:
+        raise ValueError(f"{path}: {n} images but {yaw.shape[0]} positions; expected equal")
+    for key, ds in found.items():
+        _check_storage(ds, key, path)
+    return images, position, yaw
+
+
 def read_recon_poses(path: str | Path) -> dict[str, Any]:
     """Poses and image count of one RECON file: dict(position [T, 2], yaw [T], num_images)."""
     path = Path(path)
     with _open(path) as f:
-        missing = [k for k in (IMAGE_KEY, POSITION_KEY, YAW_KEY) if k not in f]
-        if missing:
-            raise ValueError(f"{path}: missing HDF5 datasets {missing}")
-        position, yaw = parse_traj_data({"position": f[POSITION_KEY][()], "yaw": f[YAW_KEY][()]}, str(path))
-        n_images = int(f[IMAGE_KEY].shape[0])
-    if n_images != len(yaw):
-        raise ValueError(f"{path}: {n_images} images but {len(yaw)} positions; expected equal")
+        images, position, yaw = recon_datasets(f, path)
+        try:
+            data = {"position": position[()], "yaw": yaw[()]}
+        except OSError as err:
+            raise ValueError(f"{path}: cannot read the poses ({err})") from None
+        position, yaw = parse_traj_data(data, str(path))
+        n_images = int(images.shape[0])
     return {"position": position, "yaw": yaw, "num_images": n_images}
 
 
@@ -75,10 +178,23 @@ def decode_recon_image(dataset, i: int, where: str) -> np.ndarray:
     """Image i of an `images/rgb_left` dataset as RGB uint8 [H, W, 3]."""
     import cv2
 
+    try:
+        entry = dataset[i]
+    except (OSError, ValueError, TypeError) as err:
+        raise ValueError(f"{where}: cannot read image {i} of {IMAGE_KEY} ({err})") from None
     if dataset.ndim == 4:
-        return np.asarray(dataset[i], dtype=np.uint8)
-    buf = np.frombuffer(_entry_bytes(dataset[i]), dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+        return np.asarray(entry, dtype=np.uint8)
+    data = _entry_bytes(entry)
+    if not data:
+        raise ValueError(f"{where}: image {i} is a corrupt or unreadable JPEG (no bytes)")
+    try:
+        image_size_of(data, kind="JPEG")
+    except ValueError as err:
+        reason = str(err)
+        raise ValueError(
+            f"{where}: image {i} {'is a ' if reason.startswith('corrupt') else ''}{reason}"
+        ) from None
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f"{where}: image {i} is a corrupt or unreadable JPEG")
     return img[:, :, ::-1]
@@ -129,7 +245,7 @@ class ReconH5Dataset(PoseClipDataset):
         return self._handles[path]
 
     def _frames(self, traj: dict[str, Any], indices: np.ndarray) -> np.ndarray:
-        ds = self._handle(traj["path"])[IMAGE_KEY]
+        ds = _dataset(self._handle(traj["path"]), IMAGE_KEY, traj["path"])
         return np.stack([decode_recon_image(ds, int(i), str(traj["path"])) for i in indices])
 
     def __getstate__(self):
@@ -142,14 +258,18 @@ def convert_recon_to_nwm(src: str | Path, dst: str | Path, *, jpeg_quality: int 
     """Write RECON HDF5 trajectories as an NWM dataset folder `dst/<stem>/{i.jpg, traj_data.pkl}`.
 
     JPEG bytes are copied unchanged (after checking they decode); raw arrays are encoded.
-    The folder appears whole or not at all. Returns the trajectory names written.
+    The folder appears whole or not at all; `dst` must not be `src` or inside it. Returns the
+    trajectory names written.
     """
     import cv2
 
+    refuse_output_over_input(dst, src, "output folder")
     files = list_recon_files(src)
     if not files:
         raise ValueError(f"{src}: no .hdf5 files to convert")
     dst = Path(dst)
+    if dst.exists() and not dst.is_dir():
+        raise FileExistsError(f"{dst} exists and is a file; choose a new output folder")
     if dst.exists() and any(dst.iterdir()):
         raise FileExistsError(f"{dst} exists and is not empty; choose a new output folder")
     names = []
@@ -159,7 +279,7 @@ def convert_recon_to_nwm(src: str | Path, dst: str | Path, *, jpeg_quality: int 
             out = tmp / p.stem
             out.mkdir()
             with _open(p) as f:
-                ds = f[IMAGE_KEY]
+                ds = recon_datasets(f, p)[0]
                 for i in range(poses["num_images"]):
                     img = decode_recon_image(ds, i, str(p))  # validates JPEG bytes too
                     if ds.ndim == 4:

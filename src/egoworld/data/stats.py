@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from egoworld.actions.normalization import ActionNormalizer
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,24 @@ def compute_stats(
     """Fit an `ActionNormalizer` to every action of the dataset at `path` (no images decoded)."""
     kwargs.setdefault("resolution", None)
     ds = open_dataset(path, format, **kwargs)
-    norm = ActionNormalizer.fit(ds.all_actions(), mode=mode, meta=dataset_meta(ds))
+    seen = [0]
+
+    def checked():
+        for a in ds.all_actions():
+            a = np.asarray(a)
+            if a.size and not np.isfinite(a).all():
+                raise ValueError(f"{path}: the actions contain NaN or inf; run `egoworld data check {path}`")
+            seen[0] += len(a)
+            yield a
+
+    try:
+        norm = ActionNormalizer.fit(checked(), mode=mode, meta=dataset_meta(ds))
+    except ValueError:
+        if seen[0]:
+            raise
+        raise ValueError(
+            f"{path}: no actions to compute statistics from; expected episodes with at least two frames "
+            "at the chosen frame step (and fps)"
+        ) from None
     logger.info("statistics from %d actions of %s", norm.count, path)
     return norm

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from egoworld.data import untrusted
 from egoworld.io_utils import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -70,11 +71,18 @@ class VideoReader:
             try:
                 self._container = av.open(str(self.path))
                 self._stream = self._container.streams.video[0]
-            except (av.FFmpegError, IndexError) as err:
+            except (av.FFmpegError, IndexError, OSError, ValueError) as err:
                 self.close()
-                raise VideoError(f"{self.path}: cannot open as video ({err})") from err
-            threads = _default_threads() if self.threads is None else self.threads
+                raise VideoError(f"{self.path}: cannot open as video ({err})") from None
             ctx = self._stream.codec_context
+            w, h = ctx.width, ctx.height
+            if not (0 <= w <= untrusted.MAX_IMAGE_SIDE and 0 <= h <= untrusted.MAX_IMAGE_SIDE):
+                self.close()
+                raise VideoError(
+                    f"{self.path}: video declares {w}x{h} frames; expected at most "
+                    f"{untrusted.MAX_IMAGE_SIDE} pixels a side"
+                )
+            threads = _default_threads() if self.threads is None else self.threads
             ctx.thread_count = threads
             if threads != 1:
                 ctx.thread_type = "AUTO"
@@ -90,12 +98,39 @@ class VideoReader:
 
     def __len__(self) -> int:
         """Number of frames from the stream header, else counted from packets (no decoding)."""
+        import av
+
         container, stream = self._open()
         if stream.frames:
+            size = self.path.stat().st_size  # every frame takes at least a byte of the file
+            if not 0 < stream.frames <= min(untrusted.MAX_VIDEO_FRAMES, size):
+                raise VideoError(
+                    f"{self.path}: header declares {stream.frames} frames in a {size}-byte file; expected "
+                    f"at most {min(untrusted.MAX_VIDEO_FRAMES, size)}"
+                )
             return int(stream.frames)
-        container.seek(0)
-        n = sum(1 for p in container.demux(stream) if p.size)
-        container.seek(0)
+        try:
+            container.seek(0)
+            n = sum(1 for p in container.demux(stream) if p.size)
+            container.seek(0)
+        except (av.FFmpegError, OSError, ValueError) as err:
+            raise VideoError(f"{self.path}: cannot count frames ({err})") from None
+        return n
+
+    def decode_all(self) -> int:
+        """Decode every frame once without keeping any (a deep check); returns how many decoded."""
+        import av
+
+        container, stream = self._open()
+        n = 0
+        try:
+            container.seek(0)
+            for frame in container.decode(stream):
+                frame.to_ndarray(format="rgb24")
+                n += 1
+                self.frames_decoded += 1
+        except (av.FFmpegError, OSError, ValueError) as err:
+            raise VideoError(f"{self.path}: decoding failed at frame {n} ({err})") from None
         return n
 
     def _index(self, frame, start: float, fps: float) -> int:
@@ -105,11 +140,14 @@ class VideoReader:
         """Frames at `indices` (any order, repeats allowed) as uint8 [N, H, W, 3] RGB."""
         import av
 
-        want = np.asarray(indices, dtype=np.int64).reshape(-1)
+        try:
+            want = np.asarray(indices, dtype=np.int64).reshape(-1)
+        except (OverflowError, ValueError, TypeError) as err:
+            raise VideoError(f"{self.path}: frame indices {indices!r:.60} are not integers ({err})") from None
         if len(want) == 0:
-            raise ValueError("no frame indices requested")
+            raise VideoError(f"{self.path}: no frame indices requested; expected at least one")
         if want.min() < 0:
-            raise ValueError(f"frame indices must be >= 0, got {int(want.min())}")
+            raise VideoError(f"{self.path}: frame indices must be >= 0, got {int(want.min())}")
         container, stream = self._open()
         fps = self.fps
         tb = stream.time_base
@@ -129,8 +167,8 @@ class VideoReader:
                     got[i] = frame.to_ndarray(format="rgb24")
                 if i >= last:
                     break
-        except av.FFmpegError as err:
-            raise VideoError(f"{self.path}: decoding failed near frame {first} ({err})") from err
+        except (av.FFmpegError, OSError, ValueError) as err:
+            raise VideoError(f"{self.path}: decoding failed near frame {first} ({err})") from None
         missing = sorted(needed - got.keys())
         if missing:
             raise VideoError(
