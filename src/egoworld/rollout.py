@@ -33,13 +33,15 @@ from typing import Any
 
 import numpy as np
 
+from egoworld.model_config import CONFIG_NAME
+
 logger = logging.getLogger(__name__)
 
 ACTION_FILE_SUFFIXES = (".npy", ".json", ".csv")
 MAX_FRAMES = 10_000  # frames of one rollout (start frame + steps): scripts and files beyond are refused
 MAX_SAMPLER_STEPS = 1_000  # sampler steps per chunk
 UNFAMILIAR_MARGIN = 0.25  # warn beyond the trained [min, max] by this fraction of its range
-MODEL_CONFIG_NAME = "egoworld_world_model.json"  # = egoworld.world_model.CONFIG_NAME (no torch import)
+MODEL_CONFIG_NAME = CONFIG_NAME
 CHECKPOINT_RE = re.compile(r"^step-(\d{8})$")  # = egoworld.train.CKPT_RE
 
 # word -> (kind, sign): "move" steps carry metres along (dx, dy); "turn" steps carry an angle.
@@ -92,7 +94,7 @@ def resolve_model_dir(path: str | Path) -> tuple[Path, str]:
             p
             for p in ckpts.iterdir()
             if CHECKPOINT_RE.match(p.name)
-            and (p / "trainer_state.json").is_file()
+            and (p / "manifest.json").is_file()  # written last: the checkpoint is complete
             and (p / "model" / MODEL_CONFIG_NAME).is_file()
         )
     if done:
@@ -529,11 +531,46 @@ def warn_if_unfamiliar(actions: np.ndarray, model) -> str | None:
     return message
 
 
+def load_state(path: str | Path | None, state_dim: int | None) -> np.ndarray | None:
+    """The robot state at the start frame for a model with `state_dim` (Eq. 6): a .npy or .json
+    vector -> float32 [state_dim]; None when the model has no state. ValueError when the file and
+    the model disagree."""
+    if state_dim is None:
+        if path is not None:
+            raise ValueError(f"--state {path}: this model takes no state (its state_dim is None)")
+        return None
+    if path is None:
+        raise ValueError(
+            f"this model needs the start state: pass --state FILE (.npy or .json, {state_dim} numbers)"
+        )
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--state {path}: not found; expected a .npy or .json file of {state_dim} numbers"
+        )
+    try:
+        if path.suffix.lower() == ".json":
+            state = np.asarray(json.loads(path.read_text()), dtype=np.float32)
+        else:
+            from egoworld.io_utils import check_npy_size
+
+            check_npy_size(path, "--state")
+            state = np.load(path, allow_pickle=False).astype(np.float32)
+    except (OSError, ValueError, TypeError, EOFError) as err:
+        raise ValueError(f"--state {path}: not a readable vector of numbers ({err})") from err
+    if state.shape != (state_dim,):
+        raise ValueError(f"--state {path} has shape {list(state.shape)}; expected [{state_dim}]")
+    if not np.isfinite(state).all():
+        raise ValueError(f"--state {path} holds NaN or Inf; expected finite numbers")
+    return state
+
+
 def run_rollout(
     model,
     image: np.ndarray,
     actions: np.ndarray,
     *,
+    state: np.ndarray | None = None,
     num_inference_steps: int | None = None,
     guidance: float | None = None,
     seed: int = 0,
@@ -551,6 +588,7 @@ def run_rollout(
     return model.rollout(
         image,
         actions,
+        state,
         num_inference_steps=num_inference_steps,
         guidance=guidance,
         seed=seed,

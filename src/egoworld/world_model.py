@@ -214,8 +214,8 @@ class WorldModel(nn.Module):
         """
         c = self.config
         a = torch.as_tensor(actions, dtype=torch.float32) if normalized else self.normalize_actions(actions)
-        self._check_rollout_inputs(image, a, state)
-        steps = num_inference_steps or c.num_inference_steps
+        self._check_rollout_inputs(image, a, state, num_inference_steps, guidance)
+        steps = c.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
         generator = torch.Generator(device="cpu").manual_seed(seed)  # the same noise on any device
         states = self.chunk_states(state, a)
         n, f = a.shape[0], c.num_frames
@@ -256,11 +256,11 @@ class WorldModel(nn.Module):
         frames [1, num_frames, 3, H, W] in [-1, 1] (frame 0 re-creates the image). The unit the
         parity tests compare with the diffusers pipelines."""
         a = torch.as_tensor(actions, dtype=torch.float32) if normalized else self.normalize_actions(actions)
-        self._check_rollout_inputs(image, a, state)
+        self._check_rollout_inputs(image, a, state, num_inference_steps, guidance)
         if a.shape[0] != self.config.num_frames:
             raise ValueError(f"{a.shape[0]} actions; a chunk takes num_frames={self.config.num_frames}")
         st = None if state is None else torch.as_tensor(np.asarray(state, dtype=np.float32))
-        steps = num_inference_steps or self.config.num_inference_steps
+        steps = self.config.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
         generator = torch.Generator(device="cpu").manual_seed(seed)
         return self._sample(self._image_tensor(image), a, st, steps, guidance, generator, None)
 
@@ -298,11 +298,12 @@ class WorldModel(nn.Module):
         walked = s0 + torch.from_numpy(np.cumsum(raw, axis=0))  # [N, S]: state at each frame
         return [walked[k * (f - 1)] for k in range(chunks)]
 
-    def _check_rollout_inputs(self, image, actions: torch.Tensor, state) -> None:
+    def _check_rollout_inputs(self, image, actions: torch.Tensor, state, steps=None, guidance=None) -> None:
+        from egoworld.rollout import check_image, check_sampling  # numpy only
+
         c = self.config
-        shape = tuple(np.asarray(image).shape)
-        if shape != (c.height, c.width, 3):
-            raise ValueError(f"image has shape {shape}; expected ({c.height}, {c.width}, 3) uint8")
+        check_sampling(steps, guidance)  # steps in [1, 1000] or None; finite guidance >= 0
+        check_image(image, c.height, c.width)  # uint8 [H, W, 3]; a float image is refused
         if actions.ndim != 2 or actions.shape[1] != c.action_dim:
             raise ValueError(f"actions have shape {tuple(actions.shape)}; expected [N, {c.action_dim}]")
         if actions.shape[0] < 2:

@@ -50,7 +50,7 @@ def test_scs_ignores_appearance_while_pixel_and_perceptual_metrics_change():
         assert (lpips(frames, gt.frames) > base_lpips + 1e-4).all()
 
 
-def test_lpips_loads_local_alexnet_and_reports_missing_weights(tmp_path):
+def test_lpips_loads_local_alexnet_and_reports_missing_weights(tmp_path, monkeypatch):
     import torch
     import torchvision
 
@@ -61,6 +61,8 @@ def test_lpips_loads_local_alexnet_and_reports_missing_weights(tmp_path):
     assert torch.equal(metric.model.net.slice1[0].weight, state["features.0.weight"])
     with pytest.raises(FileNotFoundError, match="AlexNet weights not found at .*missing.pth.*IMAGENET1K_V1"):
         LPIPSMetric(tmp_path / "missing.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # not this machine's hub cache
+    monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="needs AlexNet weights"):
         LPIPSMetric(None)
     torch.save({"nope": torch.zeros(1)}, tmp_path / "bad.pth")

@@ -311,13 +311,15 @@ def test_unfamiliar_actions_of_other_spaces_name_the_column():
 
 
 def _run_folder(model_dir, tmp_path, steps=(), final=False, incomplete=()):
-    """A training run folder: checkpoints/step-N/{model, trainer_state.json}, optionally final/."""
+    """A training run folder: checkpoints/step-N/{model, trainer_state.json, manifest.json}, optionally
+    final/ (the trainer writes manifest.json last, so a checkpoint without one is incomplete)."""
     run = tmp_path / "run"
     for step in steps:
         ckpt = run / "checkpoints" / f"step-{step:08d}"
         shutil.copytree(model_dir, ckpt / "model")
         (ckpt / "trainer_state.json").write_text(json.dumps({"step": step}))
-    for step in incomplete:  # a checkpoint killed before its trainer_state.json was written
+        (ckpt / "manifest.json").write_text("{}")
+    for step in incomplete:  # a checkpoint killed before its manifest was written
         shutil.copytree(model_dir, run / "checkpoints" / f"step-{step:08d}" / "model")
     (run / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run / "checkpoints" / ".tmp-step-00000099").mkdir()

@@ -238,6 +238,7 @@ def test_a_training_run_folder_and_a_frames_folder_gt(model_dir, images, tmp_pat
         (run / "checkpoints" / f"step-{step:08d}" / "trainer_state.json").write_text(
             json.dumps({"step": step})
         )
+        (run / "checkpoints" / f"step-{step:08d}" / "manifest.json").write_text("{}")  # complete
     gt = write_frame_folder(np.zeros((8, 64, 64, 3), np.uint8), tmp_path / "gt_frames")
     out = tmp_path / "out" / "walk.mp4"
     old_mask = os.umask(0o022)

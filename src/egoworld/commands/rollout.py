@@ -69,6 +69,12 @@ def register(subparsers) -> None:
     p.add_argument("--guidance", type=float_in(0.0), help="image guidance scale >= 0 (default: the model's)")
     p.add_argument("--seed", type=int_in(0, 2**63 - 1), default=0, help="sampling seed (default 0)")
     p.add_argument(
+        "--state",
+        type=Path,
+        help="start state for models with a state (.npy/.json vector, e.g. the 1X humanoid's 25 numbers); "
+        "later chunks start from the state the actions lead to",
+    )
+    p.add_argument(
         "--spacing",
         type=float_in(0.0, lo_open=True),
         help="metres per action unit for scripts, if the model does not say",
@@ -129,6 +135,7 @@ def check_request(args: argparse.Namespace):
         load_actions,
         load_image,
         load_reference_frames,
+        load_state,
         read_model_info,
         resolve_model_dir,
     )
@@ -149,10 +156,11 @@ def check_request(args: argparse.Namespace):
     c = info.config
     image = load_image(args.image, c.height, c.width)  # [H, W, 3]
     actions = load_actions(args.actions, info, spacing=args.spacing)  # [N, D]
+    state = load_state(args.state, c.state_dim)  # [S] or None
     gt = None
     if args.gt is not None:
         gt = load_reference_frames(args.gt, actions.shape[0], c.height, c.width)  # [N, H, W, 3]
-    return paths, model_dir, note, image, actions, gt
+    return paths, model_dir, note, image, actions, state, gt
 
 
 def _quiet_loading() -> None:
@@ -207,7 +215,7 @@ def _stage(name: str, path: Path):
 def run(args: argparse.Namespace) -> int:
     import math
 
-    paths, model_dir, note, image, actions, gt = check_request(args)  # before torch is imported
+    paths, model_dir, note, image, actions, state, gt = check_request(args)  # before torch is imported
     if note:
         print(f"egoworld rollout: {note}")
 
@@ -230,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
         model,
         image,
         actions,
+        state=state,
         num_inference_steps=steps,
         guidance=args.guidance,
         seed=args.seed,

@@ -33,7 +33,7 @@ import numpy as np
 from egoworld.sim.camera import backproject, validate_intrinsics, validate_poses
 from egoworld.sim.hands import _as_hands, draw_gripper_skeletons, draw_hand_skeletons, project_keypoints
 from egoworld.sim.render import Rendering, render_state
-from egoworld.sim.state import SceneState, StateConfig
+from egoworld.sim.state import EPISODE_VOXEL_SIZE, SceneState, StateConfig
 from egoworld.sim.update import UpdateReport, update_state
 
 logger = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ def state_from_frames(
 ) -> SceneState:
     """S_0 from RGB-D frames: the static scene TSDF-fused (object and ignored pixels left out) and
     each object id as its own point set (pose = translation to its centroid)."""
-    state = SceneState(config or StateConfig(voxel_size=0.01))
+    state = SceneState(config or StateConfig(voxel_size=EPISODE_VOXEL_SIZE))
     rgb, depth, instances = np.asarray(rgb), np.asarray(depth), np.asarray(instances)
     poses = validate_poses(cam_to_world).reshape(-1, 4, 4)
     dynamic = np.isin(instances, list(object_ids) + list(ignore_ids))
@@ -497,6 +497,11 @@ class EgoSim:
         if observation is not None and np.shape(observation) != (c.height, c.width, 3):
             raise ValueError(
                 f"observation has shape {list(np.shape(observation))}; expected [{c.height}, {c.width}, 3]"
+            )
+        if observation is not None and np.asarray(observation).dtype != np.uint8:
+            raise ValueError(
+                f"observation has dtype {np.asarray(observation).dtype}; expected uint8 RGB (a float or NaN "
+                "frame is not cast silently)"
             )
         self.state = state
         self.initial_state = state
