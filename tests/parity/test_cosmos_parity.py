@@ -38,10 +38,11 @@ from diffusers import (
 from diffusers.configuration_utils import ConfigMixin
 from diffusers.models.modeling_utils import ModelMixin
 from PIL import Image
-from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
 from egoworld.pipeline_import import read_model_index
 from egoworld.world_model import WorldModel
+
+from .components import tiny_t5
 
 TOL = 1e-4
 SIZE, FRAMES, STEPS, FPS = 32, 5, 3, 16
@@ -70,25 +71,6 @@ class DummyCosmosSafetyChecker(ModelMixin, ConfigMixin):
     @property
     def dtype(self) -> torch.dtype:
         return self._device_tracker.dtype
-
-
-def tiny_t5() -> tuple[T5EncoderModel, T5Tokenizer]:
-    """A tiny T5 encoder (d_model 32 = the transformer's text_embed_dim) and a 12-piece T5 tokenizer."""
-    words = "a the robot walks turns left right forward".split()
-    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    vocab += [(f"▁{w}", -3.0 - i) for i, w in enumerate(words)]
-    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
-    torch.manual_seed(0)
-    config = T5Config(
-        vocab_size=len(vocab),
-        d_model=32,
-        d_kv=8,
-        d_ff=37,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-    )
-    return T5EncoderModel(config).eval(), tokenizer
 
 
 def tiny_cosmos_pipeline() -> Cosmos2VideoToWorldPipeline:

@@ -41,12 +41,11 @@ from transformers import (
     CLIPImageProcessor,
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
-    T5Config,
-    T5EncoderModel,
-    T5Tokenizer,
 )
 
 from egoworld.world_model import WorldModel
+
+from .components import tiny_t5
 
 TOL = 1e-4
 SIZE, FRAMES, STEPS = 32, 5, 3
@@ -56,25 +55,6 @@ SCHEDULERS = {
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0, num_train_timesteps=1000
     ),
 }
-
-
-def tiny_t5() -> tuple[T5EncoderModel, T5Tokenizer]:
-    """A tiny T5 encoder (d_model 32 = the transformer's text_dim) and a 12-piece T5 tokenizer."""
-    words = "a the robot walks turns left right forward".split()
-    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    vocab += [(f"▁{w}", -3.0 - i) for i, w in enumerate(words)]
-    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
-    torch.manual_seed(0)
-    config = T5Config(
-        vocab_size=len(vocab),
-        d_model=32,
-        d_kv=8,
-        d_ff=37,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-    )
-    return T5EncoderModel(config).eval(), tokenizer
 
 
 def tiny_wan_pipeline(scheduler: str) -> WanImageToVideoPipeline:
