@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
+
 from egoworld.data.factory import _open
 from egoworld.model_config import WorldModelConfig
 from egoworld.train_config import DataConfig
@@ -29,3 +31,19 @@ def test_without_split_files_every_trajectory_is_used_with_a_warning(nwm_root, c
     ds = _open(DataConfig(format="nwm", path=str(nwm_root)), MODEL, None)
     assert names(ds) == {"traj_a", "traj_b"}
     assert "training on every trajectory" in caplog.text
+
+
+def test_state_width_mismatch_is_caught_before_training(onex_root):
+    import pytest
+
+    from egoworld.actions.normalization import ActionNormalizer
+    from egoworld.data.factory import build_datasets
+
+    data = DataConfig(format="onex", path=str(onex_root))
+    identity = ActionNormalizer.fit([np.zeros((2, 25)), np.ones((2, 25))])
+    with pytest.raises(ValueError, match="carry a 25-dim state; model.state_dim=None"):
+        build_datasets(data, WorldModelConfig(action_dim=25, num_frames=4, height=8, width=8), identity)
+    train, _ = build_datasets(
+        data, WorldModelConfig(action_dim=25, state_dim=25, num_frames=4, height=8, width=8), identity
+    )
+    assert train[0]["state"].shape == (25,)

@@ -119,6 +119,13 @@ def build_datasets(data_cfg, model_cfg, normalizer: ActionNormalizer) -> tuple[D
     width = sample["actions"].shape[-1]
     if width != model_cfg.action_dim:
         raise ValueError(f"the dataset's actions have {width} dims; model.action_dim={model_cfg.action_dim}")
+    state_width = int(sample["state"].shape[-1]) if "state" in sample else None
+    if state_width != model_cfg.state_dim:  # caught here, before the model is built or a step is taken
+        said = "no state" if state_width is None else f"a {state_width}-dim state"
+        raise ValueError(
+            f"the dataset's clips carry {said}; model.state_dim={model_cfg.state_dim} "
+            f"(set model.state_dim={state_width if state_width is not None else 'null'})"
+        )
     n_val = int(round(len(ds) * data_cfg.val_fraction))
     if n_val == 0 or n_val >= len(ds):
         return ds, None
