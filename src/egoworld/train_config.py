@@ -49,6 +49,9 @@ class DataConfig:
         num_workers: DataLoader workers.
         episodes, frames_per_episode, seed: size of a generated synthetic dataset.
         val_fraction: share of clips held out for validation rollouts, in [0, 1).
+        image_key, action_key, state_key: LeRobot only: the camera (a video feature; None: the first),
+            the action feature, and the state feature ("auto": observation.state when the dataset has
+            it, else no state; None: no state).
     """
 
     format: str = "worlds-nav"
@@ -62,6 +65,9 @@ class DataConfig:
     frames_per_episode: int = 24
     seed: int = 0
     val_fraction: float = 0.1
+    image_key: str | None = None
+    action_key: str = "action"
+    state_key: str | None = "auto"
 
 
 @dataclass

@@ -47,3 +47,26 @@ def test_state_width_mismatch_is_caught_before_training(onex_root):
         data, WorldModelConfig(action_dim=25, state_dim=25, num_frames=4, height=8, width=8), identity
     )
     assert train[0]["state"].shape == (25,)
+
+
+def test_lerobot_options_reach_the_reader(tmp_path):
+    import json
+
+    import pytest
+
+    from tests.data.data_builders import write_lerobot
+
+    root = write_lerobot(tmp_path / "lr", [20, 16])
+    model = WorldModelConfig(action_dim=2, num_frames=4, height=8, width=8)
+    every = _open(DataConfig(format="lerobot", path=str(root)), model, None)
+    sparse = _open(DataConfig(format="lerobot", path=str(root), frame_step=2), model, None)
+    assert sparse.spec.frame_step == 2 and len(sparse) < len(every)
+    assert every.state_key == "observation.state"  # "auto" finds the state
+    with pytest.raises(ValueError, match="image_key 'observation.images.side' is not a video feature"):
+        _open(DataConfig(format="lerobot", path=str(root), image_key="observation.images.side"), model, None)
+    with pytest.raises(ValueError, match="'act' is not a feature"):
+        _open(DataConfig(format="lerobot", path=str(root), action_key="act"), model, None)
+    info = json.loads((root / "meta" / "info.json").read_text())
+    del info["features"]["observation.state"]
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    assert _open(DataConfig(format="lerobot", path=str(root)), model, None).state_key is None

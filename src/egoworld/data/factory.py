@@ -91,7 +91,15 @@ def _open(data_cfg, model_cfg, normalizer: ActionNormalizer | None):
         )
     if fmt == "onex":
         return OneXDataset(path, normalizer=normalizer, **windows)
-    return LeRobotDataset(path, normalizer=normalizer, **windows)
+    return LeRobotDataset(
+        path,
+        image_key=data_cfg.image_key,
+        action_key=data_cfg.action_key,
+        state_key=data_cfg.state_key,
+        frame_step=data_cfg.frame_step,
+        normalizer=normalizer,
+        **windows,
+    )
 
 
 def fit_normalizer(data_cfg, model_cfg) -> ActionNormalizer:

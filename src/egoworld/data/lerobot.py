@@ -215,7 +215,8 @@ class LeRobotDataset(Dataset):
         root: folder holding meta/, data/ and videos/.
         image_key: video feature to read (default: the first feature of dtype "video").
         action_key: action column (default "action").
-        state_key: state column (default "observation.state"; None for no state).
+        state_key: state column; "auto" (default): "observation.state" when the dataset has it, else no
+            state; None: no state.
         context, horizon, stride, frame_step: see `WindowSpec`.
         resolution: (height, width) or int; None keeps the source size.
         normalizer: optional `ActionNormalizer`.
@@ -227,7 +228,7 @@ class LeRobotDataset(Dataset):
         root: str | Path,
         image_key: str | None = None,
         action_key: str = "action",
-        state_key: str | None = "observation.state",
+        state_key: str | None = "auto",
         context: int = 1,
         horizon: int = 7,
         stride: int = 1,
@@ -251,6 +252,8 @@ class LeRobotDataset(Dataset):
             image_key = videos[0]
         if image_key not in videos:
             raise ValueError(f"image_key {image_key!r} is not a video feature; video features: {videos}")
+        if state_key == "auto":  # a dataset without a state gives clips without one
+            state_key = "observation.state" if "observation.state" in feats else None
         for k in (action_key, state_key):
             if k is not None and k not in feats:
                 raise ValueError(f"{k!r} is not a feature of {self.root} (features: {sorted(feats)})")
