@@ -42,7 +42,7 @@ MAX_FRAMES = 10_000  # frames of one rollout (start frame + steps): scripts and 
 MAX_SAMPLER_STEPS = 1_000  # sampler steps per chunk
 UNFAMILIAR_MARGIN = 0.25  # warn beyond the trained [min, max] by this fraction of its range
 MODEL_CONFIG_NAME = CONFIG_NAME
-CHECKPOINT_RE = re.compile(r"^step-(\d{8})$")  # = egoworld.train.CKPT_RE
+CHECKPOINT_RE = re.compile(r"^step-(\d{8})$")  # = egoworld.checkpoints.CKPT_RE
 
 # word -> (kind, sign): "move" steps carry metres along (dx, dy); "turn" steps carry an angle.
 SCRIPT_WORDS: dict[str, tuple[str, tuple[float, float, float]]] = {

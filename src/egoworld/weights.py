@@ -26,9 +26,7 @@ def own_storage(module: M) -> M:
     """Give every parameter and buffer its own freshly allocated (aligned) copy; returns `module`."""
     with torch.no_grad():
         for tensor in [*module.parameters(), *module.buffers()]:
-            if tensor.device.type == "cpu" and (
-                tensor.data_ptr() % ALIGNMENT or not tensor.is_contiguous()
-            ):
+            if tensor.device.type == "cpu" and (tensor.data_ptr() % ALIGNMENT or not tensor.is_contiguous()):
                 tensor.data = tensor.data.clone(memory_format=torch.contiguous_format)
     return module
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from egoworld.train import MANIFEST, latest_checkpoint, lock_run_dir, verify_checkpoint, write_manifest
+from egoworld.checkpoints import MANIFEST, latest_checkpoint, verify_checkpoint, write_manifest
+from egoworld.train import lock_run_dir
 
 from .conftest import ROOT, assert_same_final
 

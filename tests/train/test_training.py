@@ -15,7 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from egoworld.actions.normalization import ActionNormalizer
-from egoworld.train import MANIFEST, latest_checkpoint, param_groups, write_manifest
+from egoworld.checkpoints import MANIFEST, latest_checkpoint, write_manifest
+from egoworld.train import param_groups
 from egoworld.train_config import load_config
 from egoworld.world_model import WorldModel, WorldModelConfig
 
