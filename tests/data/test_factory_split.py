@@ -70,3 +70,18 @@ def test_lerobot_options_reach_the_reader(tmp_path):
     del info["features"]["observation.state"]
     (root / "meta" / "info.json").write_text(json.dumps(info))
     assert _open(DataConfig(format="lerobot", path=str(root)), model, None).state_key is None
+
+
+def test_data_check_refuses_what_the_loader_refuses(tmp_path):
+    import json
+
+    from egoworld.data.check import check_dataset
+    from tests.data.data_builders import write_lerobot
+
+    root = write_lerobot(tmp_path / "lr", [12])
+    assert not check_dataset(root).problems
+    info = json.loads((root / "meta" / "info.json").read_text())
+    info["features"]["observation.images.front"]["dtype"] = "image"  # image mode: frames in parquet
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    problems = [p.reason for p in check_dataset(root).problems]
+    assert any("only image features ['observation.images.front']" in r for r in problems), problems

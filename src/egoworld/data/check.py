@@ -258,6 +258,17 @@ def _check_lerobot(path: Path, report: Report, deep: bool) -> None:
         if bad:
             report.problems.append(Problem(path / "data", f"{c!r} holds NaN/inf in episodes {bad[:8]}"))
     videos = [k for k, v in feats.items() if v.get("dtype") == "video"]
+    # what the loader (LeRobotDataset) needs, so that check and loader accept the same datasets
+    if not videos:
+        images = [k for k, v in feats.items() if v.get("dtype") == "image"]
+        kind = f"only image features {images} (frames stored in parquet)" if images else "no video feature"
+        report.problems.append(
+            Problem(path / "meta" / "info.json", f"{kind}; the loader reads frames from video features")
+        )
+    if "action" not in feats:
+        report.problems.append(
+            Problem(path / "meta" / "info.json", "no 'action' feature; training needs one")
+        )
     for key in videos:
         try:
             locs = video_locations(path, info, key, sorted(episodes))
