@@ -86,7 +86,7 @@ def test_command_constants_match_the_library():
     import egoworld.commands.experiment as experiment_cmd
     import egoworld.commands.rollout as rollout_cmd
     import egoworld.commands.sim as sim_cmd
-    from egoworld import rollout, train, world_model
+    from egoworld import checkpoints, rollout, world_model
     from egoworld.experiments.internet_prior import STAGES
     from egoworld.sim import observe
 
@@ -95,7 +95,7 @@ def test_command_constants_match_the_library():
         demo_cmd.MAX_FRAMES == rollout.MAX_FRAMES and demo_cmd.MAX_SAMPLER_STEPS == rollout.MAX_SAMPLER_STEPS
     )
     assert rollout.MODEL_CONFIG_NAME == world_model.CONFIG_NAME
-    assert rollout.CHECKPOINT_RE.pattern == train.CKPT_RE.pattern
+    assert rollout.CHECKPOINT_RE.pattern == checkpoints.CKPT_RE.pattern
     assert experiment_cmd.STAGE_NAMES == STAGES
     assert observe.CONFIG_NAME == "egoworld_observation.json"  # sim train-observe's replace marker
 

@@ -72,7 +72,7 @@ def test_factory_passive_format(passive_root):
     data_cfg = SimpleNamespace(
         format="passive", path=str(passive_root), stride=1, frame_step=1, val_fraction=0.0, seed=0
     )
-    model_cfg = SimpleNamespace(height=16, width=16, num_frames=5, action_dim=3)
+    model_cfg = SimpleNamespace(height=16, width=16, num_frames=5, action_dim=3, state_dim=None)
     norm = fit_normalizer(data_cfg, model_cfg)
     assert norm.to_dict() == zero_action_normalizer(3).to_dict()
     assert np.allclose(norm.normalize(np.ones((2, 3))), 1.0)  # identity statistics
