@@ -334,7 +334,7 @@ class WorldModel(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, torch_dtype: torch.dtype | None = None) -> WorldModel:
         from diffusers import AutoencoderKLTemporalDecoder, AutoencoderKLWan
-        from transformers import CLIPVisionModelWithProjection
+        from transformers import CLIPVisionModel, CLIPVisionModelWithProjection
 
         directory = Path(directory)
         cfg_path = directory / CONFIG_NAME
@@ -359,7 +359,10 @@ class WorldModel(nn.Module):
             codec = WanCodec(load_local(AutoencoderKLWan, directory / "vae"))
         image_encoder = None
         if (directory / "image_encoder").is_dir():
-            clip = load_local(CLIPVisionModelWithProjection, directory / "image_encoder")
+            # the class that was saved: SVD's CLIP has a projection, Wan i2v's is a plain CLIPVisionModel
+            saved = json.loads((directory / "image_encoder" / "config.json").read_text()).get("architectures")
+            clip_cls = CLIPVisionModel if saved == ["CLIPVisionModel"] else CLIPVisionModelWithProjection
+            clip = load_local(clip_cls, directory / "image_encoder")
             image_encoder = ImageEncoder(clip, config.extra.get("image_mean"), config.extra.get("image_std"))
         normalizer = None
         if (directory / "normalization.json").is_file():
