@@ -1,8 +1,10 @@
-"""Tiny text encoders shared by the parity tests (no tokenizer files can be downloaded: built here)."""
+"""Tiny components shared by the Cosmos and Wan parity tests (no tokenizer files can be downloaded:
+the T5 tokenizer is built here)."""
 
 from __future__ import annotations
 
 import torch
+from diffusers import AutoencoderKLWan
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
 
@@ -23,3 +25,11 @@ def tiny_t5() -> tuple[T5EncoderModel, T5Tokenizer]:
         relative_attention_num_buckets=8,
     )
     return T5EncoderModel(config).eval(), tokenizer
+
+
+def tiny_wan_vae() -> AutoencoderKLWan:
+    """The Wan 2.1 VAE (also Cosmos Predict2's) at the size diffusers' fast tests use, seeded."""
+    torch.manual_seed(0)
+    return AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )

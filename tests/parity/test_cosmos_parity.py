@@ -30,7 +30,6 @@ import numpy as np
 import pytest
 import torch
 from diffusers import (
-    AutoencoderKLWan,
     Cosmos2VideoToWorldPipeline,
     CosmosTransformer3DModel,
     FlowMatchEulerDiscreteScheduler,
@@ -42,7 +41,7 @@ from PIL import Image
 from egoworld.pipeline_import import read_model_index
 from egoworld.world_model import WorldModel
 
-from .components import tiny_t5
+from .components import tiny_t5, tiny_wan_vae
 
 TOL = 1e-4
 SIZE, FRAMES, STEPS, FPS = 32, 5, 3, 16
@@ -90,14 +89,7 @@ def tiny_cosmos_pipeline() -> Cosmos2VideoToWorldPipeline:
         concat_padding_mask=True,
         extra_pos_embed_type="learnable",
     )
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(
-        base_dim=3,
-        z_dim=16,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
-        temperal_downsample=[False, True, True],
-    )
+    vae = tiny_wan_vae()
     scheduler = FlowMatchEulerDiscreteScheduler(use_karras_sigmas=True)
     text_encoder, tokenizer = tiny_t5()
     return Cosmos2VideoToWorldPipeline(

@@ -30,7 +30,6 @@ import numpy as np
 import pytest
 import torch
 from diffusers import (
-    AutoencoderKLWan,
     FlowMatchEulerDiscreteScheduler,
     UniPCMultistepScheduler,
     WanImageToVideoPipeline,
@@ -45,7 +44,7 @@ from transformers import (
 
 from egoworld.world_model import WorldModel
 
-from .components import tiny_t5
+from .components import tiny_t5, tiny_wan_vae
 
 TOL = 1e-4
 SIZE, FRAMES, STEPS = 32, 5, 3
@@ -58,14 +57,7 @@ SCHEDULERS = {
 
 
 def tiny_wan_pipeline(scheduler: str) -> WanImageToVideoPipeline:
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(
-        base_dim=3,
-        z_dim=16,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
-        temperal_downsample=[False, True, True],
-    )
+    vae = tiny_wan_vae()
     text_encoder, tokenizer = tiny_t5()
     torch.manual_seed(0)
     transformer = WanTransformer3DModel(
