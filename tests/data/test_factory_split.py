@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 
 from egoworld.data.factory import _open
 from egoworld.model_config import WorldModelConfig
@@ -76,6 +77,7 @@ def test_data_check_refuses_what_the_loader_refuses(tmp_path):
     import json
 
     from egoworld.data.check import check_dataset
+    from egoworld.data.lerobot import LeRobotDataset
     from tests.data.data_builders import write_lerobot
 
     root = write_lerobot(tmp_path / "lr", [12])
@@ -84,4 +86,6 @@ def test_data_check_refuses_what_the_loader_refuses(tmp_path):
     info["features"]["observation.images.front"]["dtype"] = "image"  # image mode: frames in parquet
     (root / "meta" / "info.json").write_text(json.dumps(info))
     problems = [p.reason for p in check_dataset(root).problems]
-    assert any("only image features ['observation.images.front']" in r for r in problems), problems
+    assert any("no column 'observation.images.front'" in r for r in problems), problems
+    with pytest.raises(ValueError, match="no column 'observation.images.front'"):
+        LeRobotDataset(root)

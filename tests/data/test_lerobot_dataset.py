@@ -28,7 +28,9 @@ def test_keys_by_name_and_errors(tmp_path):
     root = write_lerobot(tmp_path / "ds", [4], version="v2.1")
     ds = LeRobotDataset(root, image_key="observation.images.front", state_key=None, context=1, horizon=1)
     assert ds[0]["frames"].shape == (2, 3, 256, 256) and "state" not in ds[0]
-    with pytest.raises(ValueError, match="'observation.images.side' is not a video feature"):
+    with pytest.raises(
+        ValueError, match="'observation.images.side' is not a video feature or an image feature"
+    ):
         LeRobotDataset(root, image_key="observation.images.side")
     with pytest.raises(ValueError, match="'act' is not a feature"):
         LeRobotDataset(root, action_key="act")

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -154,3 +155,101 @@ def test_declared_rows_and_json_size_capped(tmp_path, monkeypatch):
         ValueError, match=r"info.json: the JSON file is \d+ bytes; at most 100 bytes are read"
     ):
         LeRobotDataset(root)
+
+
+# Image-mode datasets (frames as PNG in the parquet), written by the official lerobot 0.3.3
+OFFICIAL = Path(__file__).resolve().parents[1] / "fixtures" / "lerobot"
+FRONT_PARQUET = Path("data") / "chunk-000" / "episode_000000.parquet"
+
+
+def official_image_dataset(tmp_path) -> Path:
+    return Path(shutil.copytree(OFFICIAL / "v21_image", tmp_path / "v21_image"))
+
+
+def edit_cells(path, key, edit):
+    """Rewrite column `key` of a parquet file: cell i becomes edit(i, cell)."""
+    table = pq.read_table(path)
+    cells = [edit(i, c) for i, c in enumerate(table.column(key).to_pylist())]
+    new = pa.array(cells, type=table.schema.field(key).type)
+    pq.write_table(table.set_column(table.column_names.index(key), key, new), path)
+
+
+def png_declaring(side: int) -> bytes:
+    """A valid 1x1 PNG whose IHDR (CRC fixed) declares side x side pixels: a tiny "bomb"."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = struct.pack(">II", side, side)  # IHDR width, height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def test_image_path_inside_the_dataset_is_read(tmp_path):
+    root = official_image_dataset(tmp_path)
+    want = LeRobotDataset(root, context=1, horizon=2, resolution=None, output="clip").get_clip(0).frames
+    folder = "images/observation.images.front/episode_000000"  # lerobot 0.3.3 keeps the PNGs here
+    edit_cells(root / FRONT_PARQUET, KEY, lambda i, c: {"bytes": None, "path": f"{folder}/frame_{i:06d}.png"})
+    got = LeRobotDataset(root, context=1, horizon=2, resolution=None, output="clip").get_clip(0).frames
+    np.testing.assert_array_equal(got, want)
+    assert check_dataset(root, deep=True).ok
+
+
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        (
+            {"bytes": None, "path": "../outside.png"},
+            r"image path '\.\./outside.png'.*outside the dataset folder",
+        ),
+        ({"bytes": None, "path": "/etc/hostname"}, "image path '/etc/hostname' is absolute"),
+        ({"bytes": None, "path": "images/none.png"}, r"image file '.*none.png' not found"),
+        ({"bytes": None, "path": None}, "holds no image"),
+        (None, "holds no image"),
+        ({"bytes": b"not an image", "path": None}, "corrupt or unreadable image"),
+        ({"bytes": png_declaring(100_000), "path": None}, "at most 8192"),
+    ],
+)
+def test_bad_image_cells_name_file_and_row(tmp_path, cell, message):
+    root = official_image_dataset(tmp_path)
+    (tmp_path / "outside.png").write_bytes(png_declaring(1))  # exists, but outside the dataset
+    edit_cells(root / FRONT_PARQUET, KEY, lambda i, c: cell if i == 3 else c)
+    ds = LeRobotDataset(root, context=1, horizon=1, resolution=None)  # frames are decoded when read
+    ds[0]  # rows 0, 1: fine
+    with pytest.raises(ValueError, match=rf"episode_000000.parquet: row 3 of '{KEY}': .*{message}"):
+        ds[2]  # rows 2, 3
+    report = check_dataset(root, deep=True)
+    assert [p.path for p in report.problems] == [root / FRONT_PARQUET]
+    assert report.problems[0].reason.startswith(f"row 3 of '{KEY}'")
+    assert check_dataset(root).ok  # without --deep only the first and last frame of an episode
+
+
+def test_image_column_of_wrong_type_refused(tmp_path, capsys):
+    root = official_image_dataset(tmp_path)
+    table = pq.read_table(root / FRONT_PARQUET)
+    strings = pa.array(["frame.png"] * table.num_rows)
+    pq.write_table(table.set_column(table.column_names.index(KEY), KEY, strings), root / FRONT_PARQUET)
+    with pytest.raises(ValueError, match=r"column 'observation.images.front' is string; expected images"):
+        LeRobotDataset(root)
+    assert main(["data", "check", str(root)]) == 1
+    out, err = capsys.readouterr()
+    assert "is string; expected images as struct<bytes: binary, path: string>" in out and err == ""
+
+
+def test_v3_episode_past_the_end_of_its_video(tmp_path):
+    root = Path(shutil.copytree(OFFICIAL / "v30_video", tmp_path / "v30_video"))
+    p = root / "meta" / "episodes" / "chunk-000" / "file-000.parquet"
+    col = f"videos/{KEY}/from_timestamp"
+    edit_cells(p, col, lambda i, t: 2.0 if i == 1 else t)  # episode 1 (10 frames) from frame 20 of 22
+    problems = check_dataset(root).problems
+    assert [str(p) for p in problems] == [
+        f"{root}/videos/{KEY}/chunk-000/file-000.mp4: 22 video frames; its episodes need 30 (from_timestamp)"
+    ]
+    ds = LeRobotDataset(root, context=1, horizon=1, resolution=None)
+    with pytest.raises(ValueError, match=r"file-000.mp4: frames \[22"):
+        ds[len(ds) - 8]  # episode 1, raw frames 2, 3 -> video frames 22, 23

@@ -238,8 +238,10 @@ def _problem(err: Exception, root: Path, fallback: Path) -> Problem:
 
 
 def _check_lerobot(path: Path, report: Report, deep: bool) -> None:
-    from egoworld.data.lerobot import read_episode_table, read_info, video_locations
-    from egoworld.data.onex import check_video
+    """What `LeRobotDataset` needs, so that `data check` passes exactly the datasets the loader reads:
+    meta/info.json, the data parquet columns, an `action` feature, a camera, and every camera's
+    frames (video files, or images in the parquet: first and last of each episode, all if `deep`)."""
+    from egoworld.data.lerobot import cameras, data_files, read_episode_table, read_info
 
     try:
         info = read_info(path)
@@ -249,7 +251,8 @@ def _check_lerobot(path: Path, report: Report, deep: bool) -> None:
     feats = info["features"]
     columns = [k for k in ("action", "observation.state") if k in feats]
     try:
-        episodes = read_episode_table(path, info, columns)
+        files = data_files(path)
+        episodes = read_episode_table(path, info, columns, files)
     except ValueError as err:
         report.problems.append(_problem(err, path, path / "data"))
         return
@@ -257,37 +260,82 @@ def _check_lerobot(path: Path, report: Report, deep: bool) -> None:
         bad = [e for e in sorted(episodes) if not np.isfinite(episodes[e][c]).all()]
         if bad:
             report.problems.append(Problem(path / "data", f"{c!r} holds NaN/inf in episodes {bad[:8]}"))
-    videos = [k for k, v in feats.items() if v.get("dtype") == "video"]
-    # what the loader (LeRobotDataset) needs, so that check and loader accept the same datasets
-    if not videos:
-        images = [k for k, v in feats.items() if v.get("dtype") == "image"]
-        kind = f"only image features {images} (frames stored in parquet)" if images else "no video feature"
+    cams = cameras(info)
+    if not cams:
         report.problems.append(
-            Problem(path / "meta" / "info.json", f"{kind}; the loader reads frames from video features")
+            Problem(path / "meta" / "info.json", f"no video or image feature (features: {sorted(feats)})")
         )
     if "action" not in feats:
         report.problems.append(
             Problem(path / "meta" / "info.json", "no 'action' feature; training needs one")
         )
-    for key in videos:
-        try:
-            locs = video_locations(path, info, key, sorted(episodes))
-        except ValueError as err:
-            report.problems.append(_problem(err, path, path / "meta"))
-            continue
-        checked: set[Path] = set()
-        for e in sorted(episodes):
-            if e not in locs:
-                report.problems.append(Problem(path / "meta", f"episode {e} has no {key} video entry"))
-            elif locs[e][0] not in checked:
-                checked.add(locs[e][0])
-                n = len(episodes[e]["frame_index"]) if info["codebase_version"].startswith("v2") else None
-                report.problems.extend(check_video(locs[e][0], n, deep=deep))
+    for key in cams:
+        if feats[key]["dtype"] == "video":
+            report.problems.extend(_lerobot_video_problems(path, info, key, episodes, deep))
+        else:
+            report.problems.extend(_lerobot_image_problems(path, files, key, episodes, deep))
     acts = [episodes[e]["action"] for e in episodes] if "action" in columns else []
     report.summary.update(
         version=info["codebase_version"],
         episodes=len(episodes),
         frames=sum(len(v["frame_index"]) for v in episodes.values()),
-        video_keys=videos,
+        video_keys=[k for k in cams if feats[k]["dtype"] == "video"],
+        image_keys=[k for k in cams if feats[k]["dtype"] == "image"],
         action_ranges=_action_ranges(acts),
     )
+
+
+def _lerobot_video_problems(path: Path, info: dict, key: str, episodes: dict, deep: bool) -> list[Problem]:
+    """Each episode's video entry, and each mp4 opened, counted and decoded (first and last frame, or
+    all if `deep`); a v3.0 file must hold every frame its episodes point to."""
+    from egoworld.data.lerobot import video_locations
+    from egoworld.data.onex import check_video
+    from egoworld.data.video import VideoReader
+
+    try:
+        locs = video_locations(path, info, key, sorted(episodes))
+    except ValueError as err:
+        return [_problem(err, path, path / "meta")]
+    problems, needed = [], {}
+    v2 = info["codebase_version"].startswith("v2")
+    for e in sorted(episodes):
+        if e not in locs:
+            problems.append(Problem(path / "meta", f"episode {e} has no {key} video entry"))
+            continue
+        f, t0 = locs[e]
+        end = int(round(t0 * float(info["fps"]))) + int(episodes[e]["frame_index"].max()) + 1
+        needed[f] = max(needed.get(f, 0), end)
+    for f, end in needed.items():
+        found = check_video(f, end if v2 else None, deep=deep)
+        if not found and not v2:
+            with VideoReader(f) as reader:
+                if len(reader) < end:
+                    found = [
+                        Problem(f, f"{len(reader)} video frames; its episodes need {end} (from_timestamp)")
+                    ]
+        problems.extend(found)
+    return problems
+
+
+def _lerobot_image_problems(
+    path: Path, files: list[Path], key: str, episodes: dict, deep: bool
+) -> list[Problem]:
+    """The image column of every data file, and its frames decoded as the loader decodes them
+    (first and last of each episode, or all if `deep`)."""
+    from egoworld.data.lerobot import ParquetImages
+
+    try:
+        images = ParquetImages(path, files, key)
+    except ValueError as err:
+        return [_problem(err, path, path / "data")]
+    problems = []
+    for e in sorted(episodes):
+        ep = episodes[e]
+        n = len(ep["data_row"])
+        picks = np.arange(n) if deep else np.unique([0, n - 1])
+        try:
+            for part in np.array_split(picks, max(1, len(picks) // 64)):  # memory: 64 frames at a time
+                images.read(ep["data_file"][part], ep["data_row"][part])
+        except ValueError as err:
+            problems.append(_problem(err, path, path / "data"))
+    return problems

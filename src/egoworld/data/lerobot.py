@@ -1,4 +1,4 @@
-"""LeRobotDataset folders (v2.0/v2.1 and v3.0), read with pyarrow and PyAV.
+"""LeRobotDataset folders (v2.0/v2.1 and v3.0), read with pyarrow, PyAV and PIL.
 
     meta/info.json     codebase_version, fps, features, data_path / video_path templates
     v2.x: data/chunk-XXX/episode_XXXXXX.parquet, videos/chunk-XXX/<key>/episode_XXXXXX.mp4,
@@ -7,8 +7,10 @@
           videos/<key>/chunk-XXX/file-XXX.mp4 (episodes back to back),
           meta/episodes/chunk-XXX/file-XXX.parquet (per-episode file and timestamp ranges)
 
-Image, action and state keys are chosen by name. Clip actions follow the clip convention:
-actions[t] is the dataset's action recorded at the previous clip frame (raw index of
+A camera is a `video` feature (frames in the mp4s) or an `image` feature (datasets recorded with
+use_videos=False: each frame is a PNG/JPEG in the data parquet, a Hugging Face `Image` struct
+{bytes, path}). Image, action and state keys are chosen by name. Clip actions follow the clip
+convention: actions[t] is the dataset's action recorded at the previous clip frame (raw index of
 frame t-1), actions[0] = 0; state is the state column at frame 0.
 """
 
@@ -32,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 V2_TEMPLATE_FIELDS = ("episode_chunk", "episode_index", "video_key")
 V3_TEMPLATE_FIELDS = ("chunk_index", "file_index", "video_key")
+CAMERA_DTYPES = ("video", "image")
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")  # what PIL may parse from an image feature
 
 
 def read_info(root: Path) -> dict[str, Any]:
@@ -62,9 +66,15 @@ def major_version(info: dict[str, Any]) -> int:
     return int(str(info["codebase_version"])[1])
 
 
-def read_parquet(path: Path, columns: list[str] | None = None):
-    """A pyarrow Table of `columns` (all when None) of a parquet file inside the dataset, with its
-    declared row count and size checked before anything is decoded; ValueError naming the file."""
+def cameras(info: dict[str, Any]) -> list[str]:
+    """Camera features: video features first, then image features, each in metadata order."""
+    feats = info["features"]
+    return [k for dtype in CAMERA_DTYPES for k, v in feats.items() if v.get("dtype") == dtype]
+
+
+def open_parquet(path: Path):
+    """A pyarrow ParquetFile whose declared row count and size were checked against the limits of
+    `untrusted` (from the footer, before anything is decoded); ValueError naming the file."""
     import pyarrow.parquet as pq
 
     try:
@@ -82,6 +92,13 @@ def read_parquet(path: Path, columns: list[str] | None = None):
             f"{path}: declares {declared} bytes of data in a {path.stat().st_size}-byte file; expected "
             f"at most {untrusted.MAX_PARQUET_EXPANSION}x expansion"
         )
+    return pf
+
+
+def read_parquet(path: Path, columns: list[str] | None = None):
+    """A pyarrow Table of `columns` (all when None) of a parquet file inside the dataset (checked by
+    `open_parquet` first); ValueError naming the file."""
+    pf = open_parquet(path)
     names = pf.schema_arrow.names
     if columns is not None:
         missing = [c for c in columns if c not in names]
@@ -132,19 +149,30 @@ def _data_files(root: Path, sub: str) -> list[Path]:
     return files
 
 
+def data_files(root: Path) -> list[Path]:
+    """The data parquet files (data/**/*.parquet, sorted), each inside `root`."""
+    return _data_files(root, "data")
+
+
 def read_episode_table(
-    root: Path, info: dict[str, Any], columns: list[str]
+    root: Path, info: dict[str, Any], columns: list[str], files: list[Path] | None = None
 ) -> dict[int, dict[str, np.ndarray]]:
-    """Every data parquet under data/, grouped by episode and sorted by frame_index."""
-    files = _data_files(root, "data")
+    """Every data parquet under data/ (or `files`), grouped by episode and sorted by frame_index.
+
+    Each episode maps the `columns` to float32 [N, D] and "frame_index", "data_file" (position in
+    `files`) and "data_row" (row inside that file) to int64 [N].
+    """
+    files = data_files(root) if files is None else files
     if not files:
         raise ValueError(f"{root / 'data'}: no parquet files")
     parts: dict[int, list[dict[str, np.ndarray]]] = {}
-    for f in files:
+    for i, f in enumerate(files):
         table = read_parquet(f, ["episode_index", "frame_index", *columns])
         ep = _int_column(table, "episode_index", f)
         arrays = {c: column_array(table, c, f"{f}: ") for c in columns}
         arrays["frame_index"] = _int_column(table, "frame_index", f)
+        arrays["data_file"] = np.full(len(ep), i, np.int64)
+        arrays["data_row"] = np.arange(len(ep), dtype=np.int64)
         for e in np.unique(ep):
             rows = ep == e
             parts.setdefault(int(e), []).append({k: v[rows] for k, v in arrays.items()})
@@ -208,12 +236,140 @@ def video_locations(
     return out
 
 
+def decode_image(data: bytes, where: str) -> np.ndarray:
+    """uint8 [H, W, 3] RGB of one encoded PNG, JPEG or WebP frame. The header is checked against
+    `untrusted.MAX_IMAGE_SIDE` before any pixel is decoded; ValueError starting with `where`."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        untrusted.image_size_of(data)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
+                return np.array(img.convert("RGB"))
+    except Exception as err:  # PIL raises many types for damaged or unsupported data
+        raise ValueError(
+            f"{where}: cannot decode the image ({type(err).__name__}: {err}); expected PNG, JPEG or WebP"
+        ) from None
+
+
+def _is_image_column(t) -> bool:
+    import pyarrow as pa
+
+    binary = (pa.binary(), pa.large_binary())
+    if pa.types.is_struct(t):
+        names = {t.field(i).name: t.field(i).type for i in range(t.num_fields)}
+        if "bytes" not in names and "path" not in names:
+            return False
+        ok_path = names.get("path", pa.string()) in (pa.string(), pa.large_string())
+        return names.get("bytes", pa.binary()) in binary and ok_path
+    return t in binary
+
+
+class ParquetImages:
+    """Frames of one `image` feature, stored in the data parquet files.
+
+    Each cell is a Hugging Face `Image` struct {bytes, path} (or plain bytes). Embedded bytes are
+    used when present; otherwise `path` must be relative and resolve inside the dataset folder.
+    Construction checks only the column type of every file; frames are decoded when read. Parquet
+    reads whole row groups (lerobot v3.0 writes one per episode), so the last one read is kept.
+
+    Args:
+        root: the dataset folder.
+        files: the data parquet files, as passed to `read_episode_table`.
+        key: the image feature (a column of every data file).
+    """
+
+    def __init__(self, root: Path, files: list[Path], key: str):
+        self.root, self.files, self.key = Path(root), list(files), key
+        self._last: tuple[tuple[Path, int], Any] | None = None  # ((file, row group), cells)
+        for f in self.files:
+            schema = open_parquet(f).schema_arrow
+            if key not in schema.names:
+                raise ValueError(f"{f}: no column {key!r} (has {schema.names}); expected the image feature")
+            t = schema.field(key).type
+            if not _is_image_column(t):
+                raise ValueError(
+                    f"{f}: column {key!r} is {t}; expected images as struct<bytes: binary, path: string>"
+                )
+
+    def _bytes(self, cell: dict | bytes | None, where: str) -> bytes:
+        if isinstance(cell, bytes):
+            return cell
+        data, rel = (cell or {}).get("bytes"), (cell or {}).get("path")
+        if data is not None:
+            return data
+        if not rel:
+            raise ValueError(f"{where}: holds no image (neither bytes nor path)")
+        if Path(rel).is_absolute():
+            raise ValueError(
+                f"{where}: image path {rel!r} is absolute; expected a path inside the dataset folder"
+            )
+        path = inside(self.root, self.root / rel, f"{where}: image path {rel!r}")
+        if not path.is_file():
+            raise ValueError(f"{where}: image file {str(path)!r} not found")
+        untrusted.check_file_size(path, 3 * untrusted.MAX_IMAGE_SIDE**2 + 2**20, "the image file")
+        return path.read_bytes()
+
+    def _read_file(self, f: Path, rows: np.ndarray) -> dict[int, np.ndarray]:
+        pf = open_parquet(f)
+        meta = pf.metadata
+        sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        if len(rows) and rows.max() >= starts[-1]:
+            raise ValueError(f"{f}: has {starts[-1]} rows; row {int(rows.max())} of {self.key!r} requested")
+        out: dict[int, np.ndarray] = {}
+        groups = np.searchsorted(starts, rows, side="right") - 1
+        for g in np.unique(groups).tolist():
+            cells = self._row_group(pf, f, g)
+            wanted = rows[groups == g]
+            for r, cell in zip(wanted.tolist(), cells.take(wanted - starts[g]).to_pylist()):
+                where = f"{f}: row {r} of {self.key!r}"
+                out[r] = decode_image(self._bytes(cell, where), where)
+        return out
+
+    def _row_group(self, pf, f: Path, g: int):
+        if self._last is None or self._last[0] != (f, g):
+            try:
+                cells = pf.read_row_group(g, columns=[self.key]).column(0)
+            except Exception as err:  # pyarrow raises several types for damaged files
+                raise ValueError(f"{f}: not a readable parquet file ({err})") from None
+            self._last = ((f, g), cells)
+        return self._last[1]
+
+    def __getstate__(self):
+        return {**self.__dict__, "_last": None}
+
+    def read(self, file_ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Frames at (data file, row) pairs, in order, as uint8 [N, H, W, 3] RGB."""
+        file_ids, rows = np.asarray(file_ids, np.int64), np.asarray(rows, np.int64)
+        decoded = {}
+        for i in np.unique(file_ids).tolist():
+            got = self._read_file(self.files[i], np.unique(rows[file_ids == i]))
+            decoded.update({(i, r): img for r, img in got.items()})
+        frames = [decoded[i, r] for i, r in zip(file_ids.tolist(), rows.tolist())]
+        sizes = sorted({f.shape for f in frames})
+        if len(sizes) > 1:
+            raise ValueError(
+                f"{self.files[int(file_ids[0])]}: frames of {self.key!r} have different sizes {sizes}; "
+                "expected one size"
+            )
+        return np.stack(frames)  # [N, H, W, 3]
+
+
 class LeRobotDataset(Dataset):
-    """Clips from a local LeRobotDataset folder (v2.x or v3.0).
+    """Clips from a local LeRobotDataset folder (v2.x or v3.0), video or image mode.
 
     Args:
         root: folder holding meta/, data/ and videos/.
-        image_key: video feature to read (default: the first feature of dtype "video").
+        image_key: camera to read: a `video` feature (frames in mp4s) or an `image` feature (frames
+            in the data parquet). Default: the first video feature, else the first image feature.
         action_key: action column (default "action").
         state_key: state column; "auto" (default): "observation.state" when the dataset has it, else no
             state; None: no state.
@@ -245,13 +401,15 @@ class LeRobotDataset(Dataset):
             raise ValueError(f"output must be 'tensors' or 'clip', got {output!r}")
         info = read_info(self.root)
         feats = info["features"]
-        videos = [k for k, v in feats.items() if v.get("dtype") == "video"]
+        cams = cameras(info)
         if image_key is None:
-            if not videos:
-                raise ValueError(f"{self.root}: no video features (features: {sorted(feats)})")
-            image_key = videos[0]
-        if image_key not in videos:
-            raise ValueError(f"image_key {image_key!r} is not a video feature; video features: {videos}")
+            if not cams:
+                raise ValueError(f"{self.root}: no video or image features (features: {sorted(feats)})")
+            image_key = cams[0]
+        if image_key not in cams:
+            raise ValueError(
+                f"image_key {image_key!r} is not a video feature or an image feature; camera features: {cams}"
+            )
         if state_key == "auto":  # a dataset without a state gives clips without one
             state_key = "observation.state" if "observation.state" in feats else None
         for k in (action_key, state_key):
@@ -260,12 +418,15 @@ class LeRobotDataset(Dataset):
         self.info, self.fps = info, float(info["fps"])
         self.image_key, self.action_key, self.state_key = image_key, action_key, state_key
         columns = [action_key] + ([state_key] if state_key else [])
-        self.episodes = read_episode_table(self.root, info, columns)
+        files = data_files(self.root)
+        self.episodes = read_episode_table(self.root, info, columns, files)
         self.episode_ids = sorted(self.episodes)
-        self.videos = video_locations(self.root, info, image_key, self.episode_ids)
-        absent = [e for e in self.episode_ids if e not in self.videos]
-        if absent:
-            raise ValueError(f"{self.root}: no video entry for episodes {absent[:5]}")
+        self.videos: dict[int, tuple[Path, float]] = {}  # episode -> (mp4, start time in s)
+        self.images: ParquetImages | None = None
+        if feats[image_key]["dtype"] == "video":
+            self.videos = self._locate_videos()
+        else:
+            self.images = ParquetImages(self.root, files, image_key)
         action_dim = self.episodes[self.episode_ids[0]][action_key].shape[1]
         if normalizer is not None:
             normalizer.check_compatible(action_dim)
@@ -277,6 +438,18 @@ class LeRobotDataset(Dataset):
         logger.info(
             "LeRobot %s: %d episodes, %d windows", info["codebase_version"], len(runs), len(self.windows)
         )
+
+    def _locate_videos(self) -> dict[int, tuple[Path, float]]:
+        videos = video_locations(self.root, self.info, self.image_key, self.episode_ids)
+        absent = [e for e in self.episode_ids if e not in videos]
+        if absent:
+            raise ValueError(f"{self.root}: no video entry for episodes {absent[:5]}")
+        missing = sorted({str(p) for p, _ in videos.values() if not p.is_file()})
+        if missing:
+            raise ValueError(
+                f"{missing[0]}: video file not found ({len(missing)} {self.image_key!r} videos missing)"
+            )
+        return videos
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -300,9 +473,13 @@ class LeRobotDataset(Dataset):
         actions = with_leading_zero(ep[self.action_key][idx[:-1]])  # [T, D]
         if self.normalizer is not None:
             actions[1:] = self.normalizer.normalize(actions[1:])
-        path, t0 = self.videos[e]
-        video_idx = int(round(t0 * self.fps)) + ep["frame_index"][idx]
-        frames = resize_center_crop(self._reader(path).read(video_idx), self.resolution)  # [T, H, W, 3]
+        if self.images is not None:
+            frames = self.images.read(ep["data_file"][idx], ep["data_row"][idx])  # [T, H, W, 3]
+        else:
+            path, t0 = self.videos[e]
+            video_idx = int(round(t0 * self.fps)) + ep["frame_index"][idx]
+            frames = self._reader(path).read(video_idx)  # [T, H, W, 3]
+        frames = resize_center_crop(frames, self.resolution)
         state = ep[self.state_key][idx[0]].astype(np.float32) if self.state_key else None
         return Clip(
             frames=frames,
