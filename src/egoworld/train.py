@@ -1,10 +1,10 @@
 """One Accelerate training loop for every backbone, resumable at any checkpoint.
 
 Multi-GPU / multi-node, FSDP and DeepSpeed come from `accelerate launch` (see configs/accelerate/).
-Everything random derives from `seed`: the data order is a permutation per epoch, a pure function of
-(seed, epoch); the noise of step s on rank r comes from a generator seeded with (seed, s, r). A
-checkpoint therefore only needs the weights, optimizer, LR scheduler, EMA and the step counter to
-continue *exactly*:
+Everything random derives from `seed`: the data order is a permutation per epoch (for a `data.mixture`,
+the weighted draws of `egoworld.data.mixture.MixtureSampler`), a pure function of (seed, epoch); the
+noise of step s on rank r comes from a generator seeded with (seed, s, r). A checkpoint therefore only
+needs the weights, optimizer, LR scheduler, EMA and the step counter to continue *exactly*:
 
     run_dir/
       .lock                       held (flock) by the one trainer working on this folder
@@ -93,7 +93,7 @@ class EpochPermutationSampler(Sampler[int]):
         return self.n
 
 
-def epoch_batches(accelerator, loader, sampler: EpochPermutationSampler, epoch: int, skip: int):
+def epoch_batches(accelerator, loader, sampler, epoch: int, skip: int):
     """The batches of `epoch`, from batch `skip` on, in the order fixed by (seed, epoch).
 
     `loader` is Accelerate's prepared DataLoader. Its `set_epoch` sets the pass counter that it (and
@@ -309,6 +309,7 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
 
     from egoworld.actions.normalization import ActionNormalizer
     from egoworld.data.factory import build_datasets, fit_normalizer
+    from egoworld.data.mixture import MixtureDataset
     from egoworld.model_init import check_model_source
 
     resume, problems = _everywhere(accelerator, lambda: newest_usable(run_dir))
@@ -322,7 +323,10 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
             normalizer = fit_normalizer(cfg.data, cfg.model)
     with accelerator.main_process_first():
         train_ds, val_ds = build_datasets(cfg.data, cfg.model, normalizer)
-    sampler = EpochPermutationSampler(len(train_ds), cfg.seed)
+    if isinstance(train_ds, MixtureDataset):  # data.mixture: weighted draws, a function of (seed, epoch)
+        sampler = train_ds.sampler(cfg.seed)
+    else:
+        sampler = EpochPermutationSampler(len(train_ds), cfg.seed)
     loader = DataLoader(
         train_ds,
         batch_size=cfg.batch_size,

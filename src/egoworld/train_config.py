@@ -2,7 +2,8 @@
 
 A YAML file has top-level training keys plus a `model:` section (a `WorldModelConfig`) and a
 `data:` section (a `DataConfig`). On the command line every field is overridable:
-`--max-steps 20`, `--lr-actions=1e-4`, `--model.family=wan`, `--data.path=/data/recon`.
+`--max-steps 20`, `--lr-actions=1e-4`, `--model.family=wan`, `--data.path=/data/recon`, and the
+datasets of a mixture by index: `--data.mixture.1.weight=2` (or `--data.mixture[1].weight=2`).
 Unknown keys are refused with the closest known key suggested, and the whole config is checked
 (types, ranges) by `validate` before anything is imported or written. This module imports neither
 torch nor diffusers, so `egoworld train` reports a bad config at once.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -30,11 +32,13 @@ LR_SCHEDULES = (
     "piecewise_constant",
 )  # fmt: skip
 MIXED_PRECISION = ("no", "bf16", "fp16")
+# `egoworld.actions.normalization.MODES` (a test checks that the two agree).
+NORMALIZATIONS = ("meanstd", "minmax")
 
 
 @dataclass
-class DataConfig:
-    """Where clips come from.
+class DatasetConfig:
+    """One dataset: where its clips come from and how its actions are normalised.
 
     Args:
         format: "nwm" (NWM/GNM processed navigation layout), "onex" (1X v2.0 shards), "lerobot",
@@ -44,14 +48,17 @@ class DataConfig:
         split: NWM only: "auto" (the dataset's train split when its data_splits/ has one, else every
             trajectory, with a warning), "train"/"test"/a traj_names.txt path, or null for every
             trajectory. The test split is never trained on unless asked for.
-        dataset_name: NWM dataset key (spacing lookup), default the folder name.
+        dataset_name: NWM dataset key (spacing lookup), default the folder name; in a mixture also the
+            dataset's name in the model's statistics table (`egoworld rollout --dataset NAME`).
         stride, frame_step: window stride and frame-rate subsampling (see `data.clip.WindowSpec`).
-        num_workers: DataLoader workers.
-        episodes, frames_per_episode, seed: size of a generated synthetic dataset.
-        val_fraction: share of clips held out for validation rollouts, in [0, 1).
-        image_key, action_key, state_key: LeRobot only: the camera (a video feature; None: the first),
+        episodes, frames_per_episode, seed: size of a generated synthetic dataset; `seed` also fixes
+            which clips are held out for validation.
+        image_key, action_key, state_key: LeRobot only: the camera (a video or image feature; None: the first
+            video feature, else the first image feature),
             the action feature, and the state feature ("auto": observation.state when the dataset has
             it, else no state; None: no state).
+        normalization: how the actions are scaled with statistics fitted on this dataset's training
+            actions: "meanstd" ((a - mean) / std) or "minmax" (into [-1, 1]).
     """
 
     format: str = "worlds-nav"
@@ -60,14 +67,46 @@ class DataConfig:
     dataset_name: str | None = None
     stride: int = 1
     frame_step: int = 1
-    num_workers: int = 0
     episodes: int = 4
     frames_per_episode: int = 24
     seed: int = 0
-    val_fraction: float = 0.1
     image_key: str | None = None
     action_key: str = "action"
     state_key: str | None = "auto"
+    normalization: str = "meanstd"
+
+
+@dataclass
+class MixtureEntry(DatasetConfig):
+    """One dataset of `data.mixture`: every `DatasetConfig` field, plus its sampling weight.
+
+    Args:
+        normalization: as `DatasetConfig`, but "minmax" by default: NWM scales navigation actions into
+            [-1, 1] by min-max (docs/training.md, "Dataset mixtures").
+        weight: each clip drawn comes from this dataset with probability weight / (sum of the
+            weights); null on every entry: each dataset in proportion to its number of clips (NWM's
+            concatenation; every clip once per epoch). Give every entry a weight or none.
+    """
+
+    normalization: str = "minmax"
+    weight: float | None = None
+
+
+@dataclass
+class DataConfig(DatasetConfig):
+    """Where clips come from: one dataset (the `DatasetConfig` fields), or a mixture of several.
+
+    Args:
+        num_workers: DataLoader workers.
+        val_fraction: share of clips held out for validation rollouts, in [0, 1) (of each dataset).
+        mixture: a list of datasets (`MixtureEntry`) trained on together, each with its own fields,
+            sampling weight and action statistics; when it is set, the single-dataset fields above
+            stay at their defaults. Override one entry's field as `--data.mixture.1.weight=2`.
+    """
+
+    num_workers: int = 0
+    val_fraction: float = 0.1
+    mixture: list[MixtureEntry] = field(default_factory=list)
 
 
 @dataclass
@@ -180,14 +219,67 @@ def _coerce(cls: type, name: str, value: Any, key: str) -> Any:
         raise ValueError(f"{key}={value!r}: expected {expected}") from None
 
 
+_ENTRY_KEY = re.compile(r"^data\.mixture\.(\d+)\.(.+)$")
+
+
+def _entry_fields() -> list[str]:
+    return [f.name for f in dataclasses.fields(MixtureEntry)]
+
+
+def _set_entry_field(entry: MixtureEntry, name: str, value: Any, where: str) -> None:
+    """Set one field of a mixture entry (`where` is its display prefix, "data.mixture[1].")."""
+    if name not in _entry_fields():
+        close = difflib.get_close_matches(name, _entry_fields(), n=1, cutoff=0.5)
+        hint = f"; did you mean {where + close[0]!r}?" if close else ""
+        raise ValueError(f"config key {where + name!r} does not exist{hint}")
+    setattr(entry, name, _coerce(MixtureEntry, name, value, where + name))
+
+
+def _mixture(value: Any) -> list[MixtureEntry]:
+    """A parsed `data.mixture` (a list of mappings, or null) -> MixtureEntry objects, keys checked."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(
+            f"data.mixture={value!r}: expected a list of datasets, each a mapping such as "
+            "{format: nwm, path: /data/recon, dataset_name: recon, weight: 1}"
+        )
+    entries = []
+    for i, item in enumerate(value):
+        if isinstance(item, MixtureEntry):
+            entries.append(item)
+            continue
+        if not isinstance(item, dict):
+            raise ValueError(
+                f"data.mixture[{i}]={item!r}: expected a mapping of dataset fields (format, path, ...)"
+            )
+        entry = MixtureEntry()
+        for key, sub in item.items():
+            if not isinstance(key, str):
+                raise ValueError(
+                    f"config key data.mixture[{i}].{key!r} is not a string; expected a field name"
+                )
+            _set_entry_field(entry, key.replace("-", "_"), sub, f"data.mixture[{i}].")
+        entries.append(entry)
+    return entries
+
+
 def _set(cfg: TrainConfig, key: str, value: Any) -> None:
-    key = key.replace("-", "_")
+    key = re.sub(r"\[(\d+)\]", r".\1", key.replace("-", "_"))  # data.mixture[1].x == data.mixture.1.x
+    if m := _ENTRY_KEY.match(key):
+        i, n = int(m.group(1)), len(cfg.data.mixture)
+        if i >= n:
+            have = f"indices 0..{n - 1}" if n else "no datasets; set data.mixture in the YAML file first"
+            raise ValueError(f"config key {key!r}: data.mixture has {n} datasets ({have})")
+        _set_entry_field(cfg.data.mixture[i], m.group(2), value, f"data.mixture[{i}].")
+        return
     if "." in key:
         section, name = key.split(".", 1)
         if section not in _SECTIONS or name not in {f.name for f in dataclasses.fields(_SECTIONS[section])}:
             raise _unknown(key)
         sub = getattr(cfg, section)
-        setattr(sub, name, _coerce(type(sub), name, value, key))
+        value = _coerce(type(sub), name, value, key)
+        setattr(sub, name, _mixture(value) if (section, name) == ("data", "mixture") else value)
         return
     if key not in {f.name for f in dataclasses.fields(TrainConfig)} or key in _SECTIONS:
         raise _unknown(key)
@@ -246,21 +338,67 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.init_from is not None and not cfg.init_from:
         raise ValueError("init_from is empty; expected a world-model folder or null")
     cfg.model.validate(prefix="model.")
-    d = cfg.data
-    check_types(d, "data.")
+    _validate_data(cfg.data)
+
+
+def _validate_dataset(d: DatasetConfig, p: str) -> None:
+    """Types and ranges of one dataset's fields; `p` prefixes field names ("data.", "data.mixture[1].")."""
+    check_types(d, p)
     if d.format not in DATA_FORMATS:
-        raise ValueError(f"data.format={d.format!r} is not known; expected one of {DATA_FORMATS}")
+        raise ValueError(f"{p}format={d.format!r} is not known; expected one of {DATA_FORMATS}")
     if not d.path:
-        raise ValueError("data.path is empty; expected a dataset folder")
+        raise ValueError(f"{p}path is empty; expected a dataset folder")
     for name in ("stride", "frame_step", "episodes"):
         if getattr(d, name) < 1:
-            raise ValueError(f"data.{name}={getattr(d, name)}; expected a positive integer")
+            raise ValueError(f"{p}{name}={getattr(d, name)}; expected a positive integer")
     if d.frames_per_episode < 2:
-        raise ValueError(f"data.frames_per_episode={d.frames_per_episode}; expected an integer >= 2")
-    if d.num_workers < 0 or d.seed < 0:
-        bad = "num_workers" if d.num_workers < 0 else "seed"
-        raise ValueError(f"data.{bad}={getattr(d, bad)}; expected an integer >= 0")
+        raise ValueError(f"{p}frames_per_episode={d.frames_per_episode}; expected an integer >= 2")
+    if d.seed < 0:
+        raise ValueError(f"{p}seed={d.seed}; expected an integer >= 0")
+    if d.normalization not in NORMALIZATIONS:
+        raise ValueError(
+            f"{p}normalization={d.normalization!r} is not known; expected one of {NORMALIZATIONS}"
+        )
+
+
+def _validate_data(d: DataConfig) -> None:
+    """The `data:` section: one dataset, or a mixture whose every entry is checked on its own."""
+    check_types(d, "data.")
+    if d.num_workers < 0:
+        raise ValueError(f"data.num_workers={d.num_workers}; expected an integer >= 0")
+    if not d.mixture:
+        _validate_dataset(d, "data.")
     check_range("data.", "val_fraction", d.val_fraction, low=0, high=1, high_open=True)
+    if not d.mixture:
+        return
+    for f in dataclasses.fields(DatasetConfig):  # one dataset's fields: per entry in a mixture
+        if getattr(d, f.name) != f.default:
+            raise ValueError(
+                f"data.{f.name}={getattr(d, f.name)!r} is not used with data.mixture (each dataset has its "
+                f"own); set it per dataset, e.g. data.mixture[0].{f.name}"
+            )
+    names: dict[str, int] = {}
+    for i, entry in enumerate(d.mixture):
+        p = f"data.mixture[{i}]."
+        if not isinstance(entry, MixtureEntry):
+            raise ValueError(f"data.mixture[{i}]={entry!r}: expected a mapping of dataset fields")
+        _validate_dataset(entry, p)
+        if entry.weight is not None:
+            check_range(p, "weight", entry.weight, low=0, low_open=True)
+        if entry.dataset_name is not None:
+            if entry.dataset_name in names:
+                raise ValueError(
+                    f"{p}dataset_name={entry.dataset_name!r} is already the name of data.mixture"
+                    f"[{names[entry.dataset_name]}]; expected a different name for every dataset"
+                )
+            names[entry.dataset_name] = i
+    weighted = [e.weight is not None for e in d.mixture]
+    if any(weighted) and not all(weighted):
+        i = weighted.index(False)
+        raise ValueError(
+            f"data.mixture[{i}].weight is null while other datasets have weights; expected a weight on "
+            "every dataset, or on none (each dataset in proportion to its number of clips)"
+        )
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:

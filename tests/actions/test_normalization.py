@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -46,3 +48,54 @@ def test_check_compatible_and_bad_inputs(tmp_path):
         ActionNormalizer.load(tmp_path / "bad.json")
     with pytest.raises(FileNotFoundError):
         ActionNormalizer.load(tmp_path / "none.json")
+
+
+def _fit(seed, scale, mode, name, spacing):
+    rows = np.random.default_rng(seed).normal(0, scale, (50, 3))
+    return ActionNormalizer.fit([rows], mode=mode, meta={"dataset": name, "spacing": spacing})
+
+
+def test_a_mixture_keeps_every_dataset_s_statistics_and_a_rollout_picks_one(tmp_path):
+    from egoworld.actions.normalization import select_dataset
+
+    recon, scand = _fit(0, 1.0, "minmax", "recon", 0.25), _fit(1, 5.0, "meanstd", "scand", 0.38)
+    table = ActionNormalizer.table({"recon": recon, "scand": scand})
+    assert table.dataset_names == ["recon", "scand"] and table.meta["spacing"] == 0.25  # the first: default
+    table.save(tmp_path / "normalization.json")
+    raw = json.loads((tmp_path / "normalization.json").read_text())
+    assert raw["mode"] == "minmax" and raw["max"] == recon.max.tolist()  # readable as recon's alone
+    assert list(raw["datasets"]) == ["recon", "scand"] and "datasets" not in raw["datasets"]["scand"]
+    back = ActionNormalizer.load(tmp_path / "normalization.json")
+    x = np.random.default_rng(2).normal(0, 3, (7, 3))
+    np.testing.assert_allclose(back.normalize(x), recon.normalize(x))
+    chosen = select_dataset(back, "scand")
+    assert chosen.mode == "meanstd" and chosen.meta["spacing"] == 0.38
+    np.testing.assert_allclose(chosen.normalize(x), scand.normalize(x))
+    assert chosen.dataset_names == ["recon", "scand"]  # still carries the table: saved again, it keeps it
+    assert select_dataset(back, None) is back
+    with pytest.raises(
+        ValueError, match=r"'huron' is not one the model was trained on; .*\['recon', 'scand'\]"
+    ):
+        back.select("huron")
+    with pytest.raises(ValueError, match="holds no action statistics"):
+        select_dataset(None, "scand")
+
+
+def test_single_dataset_files_load_as_before_and_bad_tables_are_refused(tmp_path):
+    recon = _fit(0, 1.0, "meanstd", "recon", 0.25)
+    (tmp_path / "old.json").write_text(json.dumps(recon.to_dict()))
+    assert "datasets" not in recon.to_dict()
+    old = ActionNormalizer.load(tmp_path / "old.json")
+    assert old.dataset_names == ["recon"] and not old.datasets
+    assert old.select("recon") is old
+    with pytest.raises(ValueError, match=r"its statistics name \['recon'\]"):
+        old.select("scand")
+    wide = ActionNormalizer.fit([np.zeros((3, 25))], meta={"dataset": "1x"})
+    with pytest.raises(ValueError, match="dataset '1x' have 25 dims; expected 3"):
+        ActionNormalizer.table({"recon": recon, "1x": wide})
+    with pytest.raises(ValueError, match="'datasets' must map dataset names to statistics"):
+        ActionNormalizer.from_dict({**recon.to_dict(), "datasets": [1, 2]})
+    nested = ActionNormalizer.table({"recon": recon}).to_dict()
+    nested["datasets"]["recon"]["datasets"] = {"x": recon.to_dict()}
+    with pytest.raises(ValueError, match="hold a table of their own"):
+        ActionNormalizer.from_dict(nested)

@@ -1,7 +1,15 @@
-"""Per-dimension action normalization, stored with a model and checked when it is loaded."""
+"""Per-dimension action normalization, stored with a model and checked when it is loaded.
+
+A model trained on a mixture of datasets (`data.mixture`, docs/training.md) keeps one set of
+statistics per dataset: its `ActionNormalizer` stands for one dataset (the first by default) and
+carries the whole table in `datasets`; `select` / `select_dataset` switch to another dataset's
+statistics for rollout. `normalization.json` then holds the chosen dataset's statistics at the top
+level, as a single-dataset file does, plus a `datasets` table, so files without a table still load.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterable
@@ -30,6 +38,9 @@ class ActionNormalizer:
         mean, std, min, max: [D] statistics (the pair the mode uses must be set).
         count: number of action vectors the statistics came from.
         meta: free-form facts about the data (dataset, spacing, fps) checked at load.
+        datasets: per-dataset statistics of a mixture, name -> normalizer (each without a table of
+            its own), in the mixture's order; empty for a model trained on one dataset. This
+            normalizer's own statistics are those of one of them (see `select`).
     """
 
     mode: str
@@ -40,6 +51,7 @@ class ActionNormalizer:
     count: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
     eps: float = 1e-6
+    datasets: dict[str, ActionNormalizer] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -49,6 +61,16 @@ class ActionNormalizer:
         dims = {len(self.mean), len(self.std), len(self.min), len(self.max)}
         if len(dims) != 1:
             raise ValueError(f"mean/std/min/max must have the same length, got lengths {sorted(dims)}")
+        for name, other in self.datasets.items():
+            if other.datasets:
+                raise ValueError(
+                    f"the statistics of dataset {name!r} hold a table of their own; expected not"
+                )
+            if other.action_dim != self.action_dim:
+                raise ValueError(
+                    f"the statistics of dataset {name!r} have {other.action_dim} dims; "
+                    f"expected {self.action_dim} like the others"
+                )
 
     @property
     def action_dim(self) -> int:
@@ -78,6 +100,42 @@ class ActionNormalizer:
         mean = s / n
         std = np.sqrt(np.maximum(ss / n - mean * mean, 0.0))
         return cls(mode=mode, mean=mean, std=std, min=lo, max=hi, count=n, meta=dict(meta or {}))
+
+    @classmethod
+    def table(cls, normalizers: dict[str, ActionNormalizer]) -> ActionNormalizer:
+        """One normalizer per dataset of a mixture -> the first dataset's, carrying the whole table."""
+        if not normalizers:
+            raise ValueError("a table of action statistics needs at least one dataset; got none")
+        first = next(iter(normalizers.values()))
+        return dataclasses.replace(first, meta=dict(first.meta), datasets=dict(normalizers))
+
+    @property
+    def dataset_names(self) -> list[str]:
+        """The datasets these statistics cover: the table's names, else the one `meta` names (if any)."""
+        if self.datasets:
+            return list(self.datasets)
+        name = self.meta.get("dataset")
+        return [str(name)] if name is not None else []
+
+    def select(self, name: str | None = None) -> ActionNormalizer:
+        """The statistics of dataset `name` (None: these), still carrying the table.
+
+        Raises ValueError naming the known datasets when `name` is not one of them.
+        """
+        if name is None:
+            return self
+        if self.datasets:
+            if name not in self.datasets:
+                raise ValueError(
+                    f"dataset {name!r} is not one the model was trained on; "
+                    f"expected one of {self.dataset_names}"
+                )
+            chosen = self.datasets[name]
+            return dataclasses.replace(chosen, meta=dict(chosen.meta), datasets=dict(self.datasets))
+        if name in self.dataset_names:
+            return self
+        known = self.dataset_names or "no dataset names (statistics of one unnamed dataset)"
+        raise ValueError(f"dataset {name!r} is not one the model was trained on; its statistics name {known}")
 
     def _affine(self) -> tuple[np.ndarray, np.ndarray]:
         """(shift, scale) such that normalized = (a - shift) / scale."""
@@ -128,7 +186,8 @@ class ActionNormalizer:
                 raise ValueError(f"action normalization was computed with {key}={have!r}, expected {want!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """JSON-ready: the statistics, plus `datasets` (name -> statistics) for a mixture."""
+        out = {
             "mode": self.mode,
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
@@ -137,12 +196,21 @@ class ActionNormalizer:
             "count": int(self.count),
             "meta": self.meta,
         }
+        if self.datasets:
+            out["datasets"] = {name: n.to_dict() for name, n in self.datasets.items()}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ActionNormalizer:
+        """Inverse of `to_dict`; a dict without `datasets` (a single-dataset file) loads as before."""
+        if not isinstance(d, dict):
+            raise ValueError(f"action normalization must be a JSON object, got {type(d).__name__}")
         missing = [k for k in ("mode", "mean", "std", "min", "max") if k not in d]
         if missing:
             raise ValueError(f"action normalization is missing keys {missing}")
+        table = d.get("datasets") or {}
+        if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+            raise ValueError("action normalization 'datasets' must map dataset names to statistics")
         return cls(
             mode=d["mode"],
             mean=d["mean"],
@@ -151,6 +219,7 @@ class ActionNormalizer:
             max=d["max"],
             count=int(d.get("count", 0)),
             meta=dict(d.get("meta", {})),
+            datasets={str(name): cls.from_dict(v) for name, v in table.items()},
         )
 
     def save(self, path: str | Path) -> None:
@@ -168,3 +237,16 @@ class ActionNormalizer:
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not valid JSON ({err})") from err
         return cls.from_dict(d)
+
+
+def select_dataset(normalizer: ActionNormalizer | None, name: str | None) -> ActionNormalizer | None:
+    """The statistics a rollout uses: those of dataset `name` (e.g. `egoworld rollout --dataset scand`).
+
+    None keeps the model's default (the first dataset of its mixture, or its only one). Raises
+    ValueError when a name is given but the model has no statistics or none for that dataset.
+    """
+    if name is None:
+        return normalizer
+    if normalizer is None:
+        raise ValueError(f"--dataset {name!r}: the model holds no action statistics to choose from")
+    return normalizer.select(name)

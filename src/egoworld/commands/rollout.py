@@ -2,13 +2,14 @@
 
     egoworld rollout --model DIR --image IMG --actions FILE|SCRIPT --out OUT.mp4
                      [--gt VIDEO|FRAMES_DIR] [--gif] [--frames-dir DIR] [--steps N] [--guidance G]
-                     [--seed S] [--spacing M] [--fps F] [--device cpu|cuda]
+                     [--seed S] [--spacing M] [--dataset NAME] [--fps F] [--device cpu|cuda]
 
 DIR is a world-model folder or a training run folder (its final/ model, else its newest complete
 checkpoint). Writes OUT.mp4, a folder of PNG frames (default OUT_frames/), OUT.gif with --gif, and
 with --gt a side-by-side video OUT_side_by_side.mp4 (ground truth | prediction). Every input is
 checked before torch is imported and before anything is written, no output may be an input, and
-every output goes to a temporary file moved into place at the end.
+every output goes to a temporary file moved into place at the end. A model trained on a mixture of
+datasets normalises the actions with the statistics of its first dataset unless --dataset names another.
 """
 
 from __future__ import annotations
@@ -80,6 +81,11 @@ def register(subparsers) -> None:
         help="metres per action unit for scripts, if the model does not say",
     )
     p.add_argument(
+        "--dataset",
+        help="for a model trained on a mixture of datasets: whose action statistics (and spacing) the "
+        "actions are read with (default: the first dataset of the mixture)",
+    )
+    p.add_argument(
         "--fps",
         type=float_in(0.0, MAX_FPS, lo_open=True),
         help="video frame rate (default: the model's, 5 for EgoWM)",
@@ -130,6 +136,7 @@ def check_request(args: argparse.Namespace):
     Reads the model's JSON files (config, action statistics), the image, the actions and the
     ground truth; imports neither torch nor diffusers.
     """
+    from egoworld.actions.normalization import select_dataset
     from egoworld.io_utils import check_outputs_distinct
     from egoworld.rollout import (
         load_actions,
@@ -153,6 +160,7 @@ def check_request(args: argparse.Namespace):
         replaced_folders=["--frames-dir"],
     )
     info = read_model_info(model_dir)
+    info.normalizer = select_dataset(info.normalizer, args.dataset)  # --dataset: one of a mixture's
     c = info.config
     image = load_image(args.image, c.height, c.width)  # [H, W, 3]
     actions = load_actions(args.actions, info, spacing=args.spacing)  # [N, D]
@@ -221,11 +229,13 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from egoworld.actions.normalization import select_dataset
     from egoworld.data.video import write_video
     from egoworld.rollout import check_device, run_rollout
 
     check_device(args.device)
     model = _load_model(model_dir, args.device)
+    model.normalizer = select_dataset(model.normalizer, args.dataset)
     c = model.config
     n = actions.shape[0]
     steps = args.steps or c.num_inference_steps

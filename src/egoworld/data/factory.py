@@ -1,7 +1,8 @@
 """Build the training / validation datasets a `TrainConfig` asks for.
 
 Clips have `model.num_frames` frames (1 context frame + the rest to predict) at the model's
-resolution. Action statistics are fitted on the training data and stored with the model.
+resolution. Action statistics are fitted on the training data and stored with the model. A
+`data.mixture` of several datasets is built by `egoworld.data.mixture` from the same pieces.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def _open(data_cfg, model_cfg, normalizer: ActionNormalizer | None):
         meta = json.loads((root / "egoworld_world.json").read_text())
         return NWMDataset(
             root,
-            dataset_name=meta.get("dataset_name", "worlds"),
+            dataset_name=data_cfg.dataset_name or meta.get("dataset_name", "worlds"),
             spacing=float(meta.get("metric_waypoint_spacing", 0.25)),
             frame_step=data_cfg.frame_step,
             normalizer=normalizer,
@@ -102,25 +103,40 @@ def _open(data_cfg, model_cfg, normalizer: ActionNormalizer | None):
     )
 
 
-def fit_normalizer(data_cfg, model_cfg) -> ActionNormalizer:
-    """Per-dimension mean/std of the training actions (without normalization applied).
+def fit_one(data_cfg, model_cfg) -> tuple[ActionNormalizer, Dataset | None]:
+    """(statistics of one dataset's actions in its `normalization` mode, the unnormalised dataset).
 
-    Passive videos have no actions: their statistics are the identity (mean 0, std 1).
+    Passive videos have no actions: their statistics are the identity (mean 0, std 1) and no dataset
+    is opened (None).
     """
     if data_cfg.format == "passive":
         from egoworld.data.passive import zero_action_normalizer
 
-        return zero_action_normalizer(model_cfg.action_dim)
+        return zero_action_normalizer(model_cfg.action_dim), None
     raw = _open(data_cfg, model_cfg, None)
     meta = {"dataset": getattr(raw, "dataset_name", data_cfg.format)}
     if getattr(raw, "spacing", None) is not None:
         meta["spacing"] = float(raw.spacing)
-    return ActionNormalizer.fit(raw.all_actions(), meta=meta)
+    mode = getattr(data_cfg, "normalization", "meanstd")
+    return ActionNormalizer.fit(raw.all_actions(), mode=mode, meta=meta), raw
 
 
-def build_datasets(data_cfg, model_cfg, normalizer: ActionNormalizer) -> tuple[Dataset, Dataset | None]:
-    """(train, validation) with normalised actions; the split is a fixed function of data.seed."""
-    ds = _open(data_cfg, model_cfg, normalizer)
+def fit_normalizer(data_cfg, model_cfg) -> ActionNormalizer:
+    """Per-dimension statistics of the training actions (without normalization applied).
+
+    One dataset: its statistics (mean/std unless `data.normalization` says otherwise); passive videos:
+    the identity. A `data.mixture`: every dataset's own statistics in one table (see
+    `egoworld.data.mixture.fit_mixture_normalizer`).
+    """
+    if getattr(data_cfg, "mixture", None):
+        from egoworld.data.mixture import fit_mixture_normalizer
+
+        return fit_mixture_normalizer(data_cfg, model_cfg)
+    return fit_one(data_cfg, model_cfg)[0]
+
+
+def check_clips(ds: Dataset, data_cfg, model_cfg) -> None:
+    """ValueError unless `ds` has clips with the model's action width and state width."""
     if len(ds) == 0:
         raise ValueError(f"{data_cfg.path}: no clips of {model_cfg.num_frames} frames; need longer episodes")
     sample = ds[0]
@@ -134,8 +150,27 @@ def build_datasets(data_cfg, model_cfg, normalizer: ActionNormalizer) -> tuple[D
             f"the dataset's clips carry {said}; model.state_dim={model_cfg.state_dim} "
             f"(set model.state_dim={state_width if state_width is not None else 'null'})"
         )
-    n_val = int(round(len(ds) * data_cfg.val_fraction))
+
+
+def split_validation(ds: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """(train, validation): a share `val_fraction` of the clips held out, a fixed function of `seed`."""
+    n_val = int(round(len(ds) * val_fraction))
     if n_val == 0 or n_val >= len(ds):
         return ds, None
-    order = np.random.default_rng(data_cfg.seed).permutation(len(ds))
+    order = np.random.default_rng(seed).permutation(len(ds))
     return Subset(ds, order[n_val:].tolist()), Subset(ds, order[:n_val].tolist())
+
+
+def build_datasets(data_cfg, model_cfg, normalizer: ActionNormalizer) -> tuple[Dataset, Dataset | None]:
+    """(train, validation) with normalised actions; the split is a fixed function of data.seed.
+
+    A `data.mixture` gives a `egoworld.data.mixture.MixtureDataset` (train) whose datasets are each
+    normalised with their own statistics from `normalizer`'s table; train it with its `sampler(seed)`.
+    """
+    if getattr(data_cfg, "mixture", None):
+        from egoworld.data.mixture import build_mixture
+
+        return build_mixture(data_cfg, model_cfg, normalizer)
+    ds = _open(data_cfg, model_cfg, normalizer)
+    check_clips(ds, data_cfg, model_cfg)
+    return split_validation(ds, data_cfg.val_fraction, data_cfg.seed)
