@@ -3,6 +3,8 @@
     egoworld sim --state S.npz --actions A.npz --clips K --out DIR [--model DIR] [--episode EP]
     egoworld sim build-state --episode EP --out S.npz [--actions-out A.npz]
     egoworld sim train-observe --data DIR --out MODEL [--preset tiny-pixel] [--budget SECONDS]
+    egoworld sim prepare EGODEX_DIR --out DIR --size H W --frames N (--depth DIR | --depth-model DIR)
+    egoworld sim prepare --check DIR
 
 The actions file (npz): `camera_poses` [N, 4, 4] camera-to-world (OpenCV axes) and either
 `hand_keypoints` [N, 21, 3] / [N, 2, 21, 3] (world metres, OpenPose order) or `gripper_poses`
@@ -20,7 +22,7 @@ import logging
 import time
 from pathlib import Path
 
-from egoworld.cli import add_command, float_in, int_in
+from egoworld.cli import add_command, device_name, float_in, int_in
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ egoworld worlds generate --task tabletop --out W --episodes 1 --frames 17 --size
 egoworld sim build-state --episode W/episode_00000 --out S.npz --actions-out A.npz
 egoworld sim --state S.npz --actions A.npz --clips 2 --out OUT --episode W/episode_00000
 egoworld sim train-observe --data W --out MODEL --steps 200
+egoworld sim prepare EGODEX/part1 --out PREP --size 480 832 --frames 61 --frame-step 2 --depth-model DA2
+egoworld sim prepare --check PREP
 """
 
 
@@ -161,6 +165,114 @@ def register(subparsers) -> None:
     t.add_argument("--no-mask", action="store_true", help="ablation: no mask channels")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.set_defaults(func=run_train)
+    _register_prepare(sub, voxel_help)
+
+
+PREPARE_DESCRIPTION = (
+    "Cut EgoDex episodes (<i>.mp4 + <i>.hdf5: intrinsics, camera poses, hand joints) into training "
+    "clips: the clip, the state fused from its first frames with the hands left out and rendered along "
+    "its cameras (scene + unobserved mask), and the hand skeleton video, written as shards "
+    "(egoworld.sim.prepared). Depth: --depth (metric, one file per episode) or --depth-model (Depth "
+    "Anything, aligned per frame to the hand joints). --check DIR verifies a prepared folder (exit 1 "
+    "when it lists problems). See docs/egosim.md."
+)
+PREPARE_EXAMPLES = """
+egoworld worlds generate --task tabletop --format egodex --out EGX --episodes 2 --frames 17 --size 32
+egoworld sim prepare EGX --out PREP --size 32 32 --frames 9 --depth EGX/depth
+egoworld sim prepare EGODEX/part1 --out PREP --size 480 832 --frames 61 --frame-step 2 --voxel 0.005 \\
+    --depth-model Depth-Anything-V2-Small-hf
+egoworld sim prepare --check PREP
+"""
+
+
+def _register_prepare(sub, voxel_help: str) -> None:
+    """`sim prepare`: training clips for the observation model from EgoDex-layout video."""
+    from egoworld.sim.state import EPISODE_VOXEL_SIZE
+
+    r = add_command(
+        sub,
+        "prepare",
+        help="observation-model training clips from recorded video (EgoDex layout)",
+        description=PREPARE_DESCRIPTION,
+        examples=PREPARE_EXAMPLES,
+    )
+    r.add_argument(
+        "egodex_dir", nargs="?", type=Path, help="folder of EgoDex episodes (searched recursively)"
+    )
+    r.add_argument(
+        "--out",
+        dest="prepare_out",
+        metavar="DIR",
+        type=Path,
+        help="output folder (new, empty or an earlier `sim prepare` output; replaced when complete)",
+    )
+    r.add_argument("--size", nargs=2, type=int_in(16, 8192), metavar=("H", "W"), help="clip frame size")
+    r.add_argument(
+        "--frames", dest="clip_frames", metavar="N", type=int_in(5, 100_000), help="frames per clip, 4k + 1"
+    )
+    r.add_argument(
+        "--frame-step", type=int_in(1, 1000), default=1, help="video frames per clip frame (default 1)"
+    )
+    r.add_argument(
+        "--stride", type=int_in(1), default=None, help="video frames between clip starts (default (N-1)*step)"
+    )
+    r.add_argument(
+        "--fuse-frames", type=int_in(1), default=1, help="clip frames fused into the state (default 1)"
+    )
+    r.add_argument(
+        "--depth",
+        dest="prepare_depth",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="metric depth: DIR/<episode>.npy [N, H, W] metres (or .npz 'depth', or uint16 mm)",
+    )
+    r.add_argument(
+        "--depth-model",
+        dest="prepare_depth_model",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="local Depth Anything folder (transformers); depth aligned per frame to the hand joints",
+    )
+    r.add_argument("--device", type=device_name, default="cpu", help="torch device of the depth model")
+    r.add_argument(
+        "--voxel",
+        dest="prepare_voxel",
+        metavar="METRES",
+        type=float_in(0.0, 1.0, lo_open=True),
+        default=EPISODE_VOXEL_SIZE,
+        help=voxel_help,
+    )
+    r.add_argument(
+        "--render", dest="prepare_render", default="splat", choices=["splat", "raycast"], help="renderer Π"
+    )
+    r.add_argument(
+        "--min-confidence",
+        type=float_in(0.0, 1.0),
+        default=0.0,
+        help="hand joints below this confidence are unknown (default 0: keep all)",
+    )
+    r.add_argument(
+        "--hand-margin",
+        type=int_in(0, 64),
+        default=None,
+        help="hand mask dilation in pixels (default min(H, W)/240)",
+    )
+    r.add_argument(
+        "--clips-per-shard", type=int_in(1, 100_000), default=64, help="clips per shard (default 64)"
+    )
+    r.add_argument("--max-clips", type=int_in(1), default=None, help="stop after this many clips")
+    r.add_argument(
+        "--check",
+        dest="prepare_check",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="check a prepared folder instead",
+    )
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.set_defaults(func=run_prepare)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -429,12 +541,21 @@ def run_build_state(args: argparse.Namespace) -> int:
 
 
 def check_train_request(args: argparse.Namespace) -> list[Path]:
-    """Every check of `sim train-observe` that needs no torch -> the episode folders."""
+    """Every check of `sim train-observe` that needs no torch -> the episode folders ([]: prepared)."""
     from egoworld.io_utils import check_outputs_distinct, check_replaceable
+    from egoworld.sim.prepared import MANIFEST, read_manifest
 
-    _need(args.data, "--data", "folder", "a folder of tabletop episodes (`egoworld worlds generate`)")
-    folders = sorted(p for p in args.data.glob("episode_*") if p.is_dir())
-    if not folders:
+    _need(
+        args.data,
+        "--data",
+        "folder",
+        "tabletop episodes (`egoworld worlds generate`) or prepared clips (`egoworld sim prepare`)",
+    )
+    prepared = (args.data / MANIFEST).is_file()
+    if prepared:
+        read_manifest(args.data)
+    folders = [] if prepared else sorted(p for p in args.data.glob("episode_*") if p.is_dir())
+    if not folders and not prepared:
         raise FileNotFoundError(
             f"no tabletop episodes in {args.data}; expected episode_*/ folders from "
             "`egoworld worlds generate --task tabletop`"
@@ -456,6 +577,10 @@ def run_train(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     clips = []
+    if not folders:  # prepared clips (`egoworld sim prepare`)
+        from egoworld.sim.prepared import load_training_clips
+
+        clips = load_training_clips(args.data, c.num_frames, c.height, c.width)
     for f in tqdm(folders, desc="preparing clips", unit="episode", disable=args.no_progress):
         ep = TabletopEpisode.load(f)
         if ep.rgb.shape[1:3] != (c.height, c.width):
@@ -492,5 +617,100 @@ def run_train(args: argparse.Namespace) -> int:
     print(
         f"trained {len(losses)} steps on {len(clips)} clips: loss {first:.4f} → {last:.4f}; "
         f"saved to {args.model_out}"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+def check_prepare_request(args: argparse.Namespace) -> None:
+    """Every check of `sim prepare` that needs no torch or Open3D (and writes nothing)."""
+    from egoworld.io_utils import check_outputs_distinct, check_replaceable
+    from egoworld.sim.prepared import MANIFEST
+
+    if args.prepare_check is not None:
+        if args.egodex_dir is not None or args.prepare_out is not None:
+            raise ValueError(
+                "--check DIR takes no EGODEX_DIR or --out; usage: egoworld sim prepare --check DIR"
+            )
+        _need(args.prepare_check, "--check", "folder", "a folder written by `egoworld sim prepare`")
+        return
+    missing = [n for n, v in (("EGODEX_DIR", args.egodex_dir), ("--out", args.prepare_out)) if v is None]
+    missing += [n for n, v in (("--size", args.size), ("--frames", args.clip_frames)) if v is None]
+    if missing:
+        raise ValueError(
+            f"missing {', '.join(missing)}; usage: egoworld sim prepare EGODEX_DIR --out DIR --size H W "
+            "--frames N (--depth DIR | --depth-model DIR)"
+        )
+    _need(args.egodex_dir, "EGODEX_DIR", "folder", "a folder of EgoDex episodes (<i>.mp4 + <i>.hdf5)")
+    _need(args.prepare_depth, "--depth", "folder", "a folder of <episode>.npy metric depth files")
+    _need(args.prepare_depth_model, "--depth-model", "folder", "a local transformers Depth Anything folder")
+    if (args.prepare_depth is None) == (args.prepare_depth_model is None):
+        raise ValueError(
+            "give exactly one depth source: --depth DIR (metric depth per episode) or --depth-model DIR "
+            "(a local Depth Anything folder); EgoDex has no depth"
+        )
+    _prepare_config(args).validate()
+    check_replaceable(args.prepare_out, MANIFEST)
+    check_outputs_distinct(
+        {"--out": args.prepare_out},
+        {
+            "EGODEX_DIR": args.egodex_dir,
+            "--depth": args.prepare_depth,
+            "--depth-model": args.prepare_depth_model,
+        },
+        replaced_folders=["--out"],
+    )
+
+
+def _prepare_config(args: argparse.Namespace):
+    from egoworld.sim.prepare import PrepareConfig
+
+    return PrepareConfig(
+        size=tuple(args.size),
+        frames=args.clip_frames,
+        frame_step=args.frame_step,
+        stride=args.stride,
+        fuse_frames=args.fuse_frames,
+        voxel_size=args.prepare_voxel,
+        render=args.prepare_render,
+        min_confidence=args.min_confidence,
+        clips_per_shard=args.clips_per_shard,
+        max_clips=args.max_clips,
+        hand_margin_px=args.hand_margin,
+    )
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    check_prepare_request(args)  # before torch, Open3D or any output
+
+    if args.prepare_check is not None:
+        from egoworld.sim.prepared import check_prepared
+
+        problems, summary = check_prepared(args.prepare_check)
+        print(f"{args.prepare_check} (egoworld.sim.prepared)")
+        for key, value in summary.items():
+            print(f"  {key}: {value}")
+        print(f"  problems: {len(problems)}")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 1 if problems else 0
+
+    from egoworld.sim.prepare import prepare_egodex
+
+    meta = prepare_egodex(
+        args.egodex_dir,
+        args.prepare_out,
+        _prepare_config(args),
+        depth_dir=args.prepare_depth,
+        depth_model=args.prepare_depth_model,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    skipped = f" ({meta['skipped_clips']} skipped: no depth to fuse)" if meta["skipped_clips"] else ""
+    print(
+        f"wrote {len(meta['clips'])} clips of {meta['frames']} frames at {meta['height']}x{meta['width']} "
+        f"from {meta['episodes']} episodes in {len(meta['shards'])} shards to {args.prepare_out}{skipped}"
     )
     return 0

@@ -13,6 +13,7 @@ from egoworld.worlds.nav import SCRIPTS as TRAJECTORIES
 EXAMPLES = """
 egoworld worlds generate --task nav --out worlds/nav --episodes 8 --frames 32 --size 64
 egoworld worlds generate --task tabletop --out worlds/tabletop --episodes 2 --frames 17 --size 32
+egoworld worlds generate --task tabletop --format egodex --out worlds/egodex --episodes 2 --size 32
 egoworld worlds generate --task nav --trajectory circle --textures my_paintings/ --out worlds/gallery
 """
 
@@ -62,6 +63,13 @@ def register(subparsers) -> None:
     gen.add_argument(
         "--effector", default=None, choices=EFFECTORS, help="tabletop only: what acts (default hand)"
     )
+    gen.add_argument(
+        "--format",
+        default="native",
+        choices=("native", "egodex"),
+        help="native: each task's own layout (default); egodex: tabletop hand episodes as EgoDex "
+        "<i>.mp4 + <i>.hdf5 (egoworld.worlds.egodex_export)",
+    )
     gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     gen.set_defaults(func=run)
     parser.set_defaults(func=lambda args: _help(parser))
@@ -90,12 +98,14 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         options=options,
     )
+    if args.format == "egodex":
+        from egoworld.worlds.egodex_export import generate_egodex as generate
     desc = generate(spec, args.out, progress=not args.no_progress)
     if desc["status"] == "unchanged":
         print(f"{args.out} already holds this {spec.task} dataset; nothing to do")
     else:
         print(
             f"wrote {spec.episodes} {spec.task} episodes x {spec.frames} frames at {spec.size}x{spec.size} "
-            f"to {args.out}"
+            f"to {args.out}" + (" (EgoDex layout)" if args.format == "egodex" else "")
         )
     return 0

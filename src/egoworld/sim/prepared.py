@@ -1,0 +1,209 @@
+"""Prepared training data of the observation model on disk: shards of clips, a manifest, a check.
+
+A prepared folder (`egoworld sim prepare`) holds::
+
+    egoworld_sim_data.json      the manifest: format, version, clip shape, settings, shards, clips
+    shard_00000.npz …           N clips each, stacked on a leading axis:
+        target         uint8   [N, T, H, W, 3]  the recorded clip; target[:, 0] is the first frame
+                                                (the current observation the model is given)
+        scene          uint8   [N, T, H, W, 3]  the state rendered along the clip's cameras (0 = uncovered)
+        mask           bool    [N, T, H, W]     True where the state does not cover the pixel
+        skeleton       uint8   [N, T, H, W, 3]  the hand skeleton video
+        K              float64 [N, 3, 3]        intrinsics at H x W
+        cam_to_world   float64 [N, T, 4, 4]     camera-to-world (OpenCV axes)
+        hand_keypoints float32 [N, T, 2, 21, 3] left/right hand, world metres, NaN = unknown
+
+The first four keys are the clip of `egoworld.sim.loop.observation_clip`, which
+`egoworld.sim.observe.batch_from_clips` stacks into a training batch, stored as
+`benchmarks/bench_egosim.py` stores its `train_clips.npz`: `load_clips` returns one dict per clip.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST = "egoworld_sim_data.json"
+FORMAT = "egoworld.sim.prepared"
+VERSION = 1
+CLIP_KEYS = ("target", "scene", "mask", "skeleton")  # observation_clip's keys
+EXTRA_KEYS = ("K", "cam_to_world", "hand_keypoints")
+_SHARD = re.compile(r"shard_(\d{5})\.npz")
+
+
+def _layout(n: int, t: int, h: int, w: int) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Expected (shape, dtype kind/name) of every array of a shard of n clips."""
+    return {
+        "target": ((n, t, h, w, 3), "uint8"),
+        "scene": ((n, t, h, w, 3), "uint8"),
+        "mask": ((n, t, h, w), "bool"),
+        "skeleton": ((n, t, h, w, 3), "uint8"),
+        "K": ((n, 3, 3), "float64"),
+        "cam_to_world": ((n, t, 4, 4), "float64"),
+        "hand_keypoints": ((n, t, 2, 21, 3), "float32"),
+    }
+
+
+class ShardWriter:
+    """Collects clip dicts and writes them as `shard_XXXXX.npz` files of `per_shard` clips."""
+
+    def __init__(self, folder: Path, per_shard: int):
+        if per_shard < 1:
+            raise ValueError(f"clips per shard = {per_shard}; expected >= 1")
+        self.folder, self.per_shard = Path(folder), int(per_shard)
+        self.pending: list[dict[str, np.ndarray]] = []
+        self.shards: list[dict[str, Any]] = []
+
+    def add(self, clip: dict[str, np.ndarray]) -> tuple[int, int]:
+        """Queue one clip; returns (shard index, index in the shard) it will have."""
+        where = (len(self.shards), len(self.pending))
+        self.pending.append(clip)
+        if len(self.pending) >= self.per_shard:
+            self.flush()
+        return where
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        name = f"shard_{len(self.shards):05d}.npz"
+        arrays = {k: np.stack([c[k] for c in self.pending]) for k in CLIP_KEYS + EXTRA_KEYS}
+        np.savez_compressed(self.folder / name, **arrays)
+        self.shards.append({"file": name, "clips": len(self.pending)})
+        self.pending = []
+
+
+def load_shard(path: str | Path) -> list[dict[str, np.ndarray]]:
+    """The clips of one shard as dicts (`batch_from_clips` takes a list of them); never a pickle."""
+    from egoworld.io_utils import check_npz_sizes
+
+    path = Path(path)
+    check_npz_sizes(path, "shard")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    missing = [k for k in CLIP_KEYS if k not in arrays]
+    if missing:
+        raise ValueError(f"shard {path} lacks {missing}; expected the arrays {list(CLIP_KEYS + EXTRA_KEYS)}")
+    n = len(arrays["target"])
+    return [{k: v[i] for k, v in arrays.items()} for i in range(n)]
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of a prepared folder, its format and version checked."""
+    from egoworld.data.untrusted import read_json_object
+
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        raise FileNotFoundError(
+            f"{folder} holds no {MANIFEST}; expected a folder written by `egoworld sim prepare`"
+        )
+    meta = read_json_object(folder / MANIFEST)
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ValueError(
+            f"{folder / MANIFEST}: format {meta.get('format')!r} version {meta.get('version')!r}; "
+            f"expected {FORMAT!r} version {VERSION}"
+        )
+    return meta
+
+
+def load_clips(folder: str | Path) -> list[dict[str, np.ndarray]]:
+    """Every clip of a prepared folder, in manifest order."""
+    folder = Path(folder)
+    meta = read_manifest(folder)
+    clips: list[dict[str, np.ndarray]] = []
+    for shard in meta.get("shards", []):
+        clips += load_shard(folder / str(shard["file"]))
+    return clips
+
+
+def _check_shard(path: Path, n: int, t: int, h: int, w: int) -> list[str]:
+    """Problems of one shard against the manifest (clip count n, clip shape t, h, w)."""
+    from egoworld.io_utils import check_npz_sizes
+    from egoworld.sim.camera import validate_intrinsics, validate_poses
+
+    if not path.is_file():
+        return [f"{path.name}: missing (listed in {MANIFEST})"]
+    try:
+        check_npz_sizes(path, "shard")
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError) as err:
+        return [f"{path.name}: unreadable ({err})"]
+    problems = []
+    for key, (shape, dtype) in _layout(n, t, h, w).items():
+        a = arrays.get(key)
+        if a is None:
+            problems.append(f"{path.name}: no '{key}' array")
+        elif a.shape != shape or a.dtype != np.dtype(dtype):
+            problems.append(
+                f"{path.name}: '{key}' is {a.dtype} {list(a.shape)}; expected {dtype} {list(shape)}"
+            )
+    if problems:
+        return problems
+    covered_black = arrays["scene"][arrays["mask"]]
+    if covered_black.size and covered_black.max() > 0:
+        problems.append(f"{path.name}: scene has colour at unobserved (mask) pixels; expected black there")
+    for i in range(n):
+        try:
+            validate_intrinsics(arrays["K"][i])
+            validate_poses(arrays["cam_to_world"][i])
+        except ValueError as err:
+            problems.append(f"{path.name}: clip {i}: {err}")
+    return problems
+
+
+def check_prepared(folder: str | Path) -> tuple[list[str], dict[str, Any]]:
+    """(problems, summary) of a prepared folder: manifest, every shard's arrays, clip counts.
+
+    Raises only when `folder` is not a prepared folder at all (no readable manifest)."""
+    folder = Path(folder)
+    meta = read_manifest(folder)
+    problems: list[str] = []
+    try:
+        t, h, w = (int(meta[k]) for k in ("frames", "height", "width"))
+        shards = [(str(s["file"]), int(s["clips"])) for s in meta["shards"]]
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{folder / MANIFEST}: malformed manifest ({err!r})") from None
+    listed = set()
+    for name, n in shards:
+        if not _SHARD.fullmatch(name):
+            problems.append(f"{MANIFEST}: shard name {name!r} is not shard_XXXXX.npz")
+            continue
+        listed.add(name)
+        problems += _check_shard(folder / name, n, t, h, w)
+    extra = sorted(p.name for p in folder.glob("shard_*.npz") if p.name not in listed)
+    problems += [f"{name}: not listed in {MANIFEST}" for name in extra]
+    total = sum(n for _, n in shards)
+    if len(meta.get("clips", [])) != total:
+        problems.append(f"{MANIFEST}: lists {len(meta.get('clips', []))} clips; the shards hold {total}")
+    summary = {
+        "clips": total,
+        "shards": len(shards),
+        "clip shape": f"{t} frames at {h}x{w}",
+        "episodes": meta.get("episodes"),
+        "depth": meta.get("depth"),
+    }
+    return problems, summary
+
+
+def write_manifest(folder: Path, meta: dict[str, Any]) -> None:
+    meta = {"format": FORMAT, "version": VERSION, **meta}
+    (Path(folder) / MANIFEST).write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def load_training_clips(
+    folder: str | Path, frames: int, height: int, width: int
+) -> list[dict[str, np.ndarray]]:
+    """`load_clips` for a model of clip length `frames` at `height` x `width`; a mismatch is a ValueError."""
+    meta = read_manifest(folder)
+    have = tuple(int(meta.get(k, -1)) for k in ("frames", "height", "width"))
+    if have != (frames, height, width):
+        raise ValueError(
+            f"{folder} holds clips of {have[0]} frames at {have[1]}x{have[2]}; "
+            f"the model needs {frames} frames "
+            f"at {height}x{width} (run `egoworld sim prepare --frames {frames} --size {height} {width}`)"
+        )
+    return load_clips(folder)
