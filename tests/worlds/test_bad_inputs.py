@@ -35,7 +35,7 @@ def _fails(argv, capsys, needle: str) -> None:
         (["--task", "nav", "--seed", "-1"], "argument --seed: -1"),
         (
             ["--task", "nav", "--trajectory", "spiral"],
-            "invalid choice: 'spiral' (choose from 'random', 'circle'",
+            "invalid choice: 'spiral' (choose from 'random', 'explore', 'circle'",
         ),
         (
             ["--task", "tabletop", "--effector", "claw"],
@@ -52,7 +52,7 @@ def test_bad_arguments(tmp_path, capsys, extra, needle):
 def test_help_lists_the_choices(capsys):
     assert main(["worlds", "generate", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    for choices in ("{nav,humanoid,tabletop,passive}", "{random,circle,square}", "{hand,gripper}"):
+    for choices in ("{nav,humanoid,tabletop,passive}", "{random,explore,circle,square}", "{hand,gripper}"):
         assert choices in text
     assert "examples: egoworld worlds generate --task nav" in text
 

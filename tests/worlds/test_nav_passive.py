@@ -80,7 +80,7 @@ def test_rigid_inverse_and_projection_of_points_behind():
     np.testing.assert_allclose(uvz[:, 2], (2.0, -2.0))  # depth keeps its sign behind the camera
 
 
-@pytest.mark.parametrize("trajectory", ["random", "square"])
+@pytest.mark.parametrize("trajectory", ["random", "explore", "square"])
 def test_written_poses_give_commanded_actions(tmp_path, trajectory):
     out = tmp_path / "nav"
     args = ["worlds", "generate", "--task", "nav", "--out", str(out), "--episodes", "2", "--frames", "40"]

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 SPACING = 0.15  # metres per unit of normalised (dx, dy): `metric_waypoint_spacing`
 CAMERA_HEIGHT = 1.2  # metres
 FOVY = 70.0  # degrees
-SCRIPTS = ("random", "circle", "square")
+SCRIPTS = ("random", "explore", "circle", "square")
 
 
 def wrap(angle):
@@ -89,6 +89,47 @@ def random_trajectory(rng: np.random.Generator, frames: int, region) -> Trajecto
     return integrate(start, yaw0, steps)
 
 
+# Segments of an 'explore' walk: (forward m, lateral m, yaw rad) ranges per step, drawn once per segment.
+EXPLORE_MOVES = {
+    "straight": ((0.1, 0.5), (0.0, 0.0), (0.0, 0.0)),
+    "turn": ((0.0, 0.0), (0.0, 0.0), (0.09, 0.35)),  # in place, 5-20 deg per step, either side
+    "arc": ((0.1, 0.3), (0.0, 0.0), (0.05, 0.2)),
+    "strafe": ((0.0, 0.1), (0.05, 0.25), (0.0, 0.0)),  # either side
+}
+
+
+def explore_trajectory(rng: np.random.Generator, frames: int, region) -> Trajectory:
+    """A walk of 3-8-step segments, each a constant command drawn from `EXPLORE_MOVES`.
+
+    Wider than the 'random' walk (turns up to 20 deg and steps up to 0.5 m per frame, strafes), so a
+    model trained on it sees every command the README and `egoworld play` send. Steps that would
+    leave `region` become turns in place, like the random walk's.
+    """
+    start = np.array([(region[0] + region[1]) / 2, (region[2] + region[3]) / 2])
+    start += rng.uniform(-0.25, 0.25, 2) * (region[1] - region[0], region[3] - region[2])
+    yaw0 = float(rng.uniform(-np.pi, np.pi))
+    pos, yaw = start.copy(), yaw0
+    steps = np.zeros((frames - 1, 3))
+    names = sorted(EXPLORE_MOVES)
+    t = 0
+    while t < frames - 1:
+        fwd, lat, turn = EXPLORE_MOVES[names[rng.integers(len(names))]]
+        step = np.array([rng.uniform(*fwd), rng.uniform(*lat), rng.uniform(*turn)])
+        step[1:] *= rng.choice([-1.0, 1.0], 2)
+        for _ in range(int(rng.integers(3, 9))):
+            if t == frames - 1:
+                break
+            c, s = np.cos(yaw), np.sin(yaw)
+            nxt = pos + (c * step[0] - s * step[1], s * step[0] + c * step[1])
+            taken = step.copy()
+            if not _inside(nxt, region, 0.2):
+                taken[:2], taken[2] = 0.0, 0.3 * np.sign(step[2] or 1.0)  # turn away in place
+                nxt = pos
+            steps[t] = taken
+            pos, yaw, t = nxt, float(wrap(yaw + taken[2])), t + 1
+    return integrate(start, yaw0, steps)
+
+
 def scripted_trajectory(name: str, frames: int, region) -> Trajectory:
     """A scripted path sized to `region`: 'circle' (constant turn) or 'square' (straight + 90 deg turns)."""
     centre = np.array([(region[0] + region[1]) / 2, (region[2] + region[3]) / 2])
@@ -116,6 +157,8 @@ def plan(rng: np.random.Generator, frames: int, region, trajectory: str = "rando
         raise ValueError(f"a navigation episode needs at least 2 frames; got {frames}")
     if trajectory == "random":
         return random_trajectory(rng, frames, region)
+    if trajectory == "explore":
+        return explore_trajectory(rng, frames, region)
     return scripted_trajectory(trajectory, frames, region)
 
 
