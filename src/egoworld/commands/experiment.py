@@ -1,4 +1,4 @@
-"""`egoworld experiment internet-prior`: EgoWM's passive-prior claim in miniature (docs/results.md)."""
+"""`egoworld experiment internet-prior | action-following`: the claims of docs/results.md in miniature."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ EXAMPLES = """
 egoworld experiment internet-prior --budget micro --out /tmp/ip-micro      # plumbing, minutes
 egoworld experiment internet-prior --budget small                          # a ~10-minute rehearsal
 egoworld experiment internet-prior --stage data --stage prior --out runs/ip # some stages only
+egoworld worlds generate --task nav --episodes 16 --frames 17 --size 64 --seed 9100 --out /tmp/nav-eval
+egoworld experiment action-following --worlds /tmp/nav-eval --out /tmp/af   # the shipped model
 """
 
 
@@ -22,7 +24,8 @@ def register(sub) -> None:
         "experiment",
         help="reproduce a paper's claims in miniature (docs/results.md)",
         description="Reproduce a paper's claims in miniature on synthetic worlds. One experiment: "
-        "internet-prior (EgoWM: a passive video prior helps an action-conditioned model).",
+        "internet-prior (EgoWM: a passive video prior helps an action-conditioned model); "
+        "action-following (does a navigation model follow its actions?).",
         examples=EXAMPLES,
     )
     which = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
@@ -62,6 +65,26 @@ def register(sub) -> None:
         help="torch threads (default 1: on a shared 2-core machine one thread per process is fastest)",
     )
     q.set_defaults(func=run)
+    f = add_command(
+        which,
+        "action-following",
+        help="true vs mirrored actions, turn/forward probes, SCS against copy-first-frame",
+        description="Rolls a navigation model out on generated nav worlds under the true and the mirrored "
+        "(left<->right) actions, probes 'turn_left/turn_right 15deg' and 'forward 0.5m' by optical flow, and "
+        "scores SCS/PSNR against copy-first-frame and zero actions. Writes results.json and results.md.",
+        examples=EXAMPLES,
+    )
+    f.add_argument(
+        "--worlds", required=True, help="a generated nav dataset (egoworld worlds generate --task nav)"
+    )
+    f.add_argument("--model", default=None, help="world-model folder (default: the shipped demo-nav)")
+    f.add_argument(
+        "--baseline", default=None, help="the same architecture trained without actions (optional)"
+    )
+    f.add_argument("--out", required=True, help="output folder for results.json and results.md")
+    f.add_argument("--seeds", type=int_in(1, 16), default=2, help="sampling seeds 0..N-1 (default 2)")
+    f.add_argument("--threads", type=int_in(1, 1024), default=1, help="torch threads (default 1)")
+    f.set_defaults(func=run_action_following)
 
 
 def check_request(out: Path, config_dir: Path, stages: tuple[str, ...]) -> None:
@@ -118,4 +141,42 @@ def run(args) -> int:
     for name, goal in doc["targets"].items():
         print(f"target {name}: {'met' if goal['met'] else 'NOT met'}")
     print(f"results: {args.out}/results.md, results.json, rollouts.png")
+    return 0
+
+
+def run_action_following(args) -> int:
+    import json
+
+    from egoworld.data.nwm import world_description
+    from egoworld.rollout import resolve_model_dir
+
+    worlds = Path(args.worlds)
+    desc = world_description(worlds) if worlds.is_dir() else None
+    if desc is None or desc.get("task") != "nav":
+        raise ValueError(
+            f"--worlds {worlds}: expected a generated nav dataset (egoworld worlds generate --task nav)"
+        )
+    model_dir = resolve_model_dir(args.model)[0] if args.model else None
+    baseline = resolve_model_dir(args.baseline)[0] if args.baseline else None
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; expected a folder")
+
+    import torch
+
+    from egoworld.demo import SHIPPED_MODEL
+    from egoworld.experiments.action_following import evaluate_action_following, markdown_report
+    from egoworld.io_utils import atomic_path
+
+    torch.set_num_threads(args.threads)
+    result = evaluate_action_following(
+        model_dir or SHIPPED_MODEL, worlds, seeds=range(args.seeds), baseline_dir=baseline
+    )
+    report = markdown_report(result)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in (("results.json", json.dumps(result, indent=1)), ("results.md", report)):
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(text)
+    print(report, end="")
+    print(f"results: {out}/results.md, results.json")
     return 0

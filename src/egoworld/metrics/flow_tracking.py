@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 OUTSIDE = ("replicate", "empty")
 
 
-def _upscaled_flow(prev: np.ndarray, nxt: np.ndarray, method: str, flow_size: int) -> np.ndarray:
+def upscaled_flow(prev: np.ndarray, nxt: np.ndarray, method: str, flow_size: int) -> np.ndarray:
     """Flow from `prev` to `nxt` (uint8 [H, W, 3]) computed at >= flow_size px → float32 [H, W, 2]."""
     import cv2
 
@@ -70,7 +70,7 @@ def origin_maps(frames: np.ndarray, *, method: str = "dis", flow_size: int = 128
     maps = np.empty((t, h, w, 2), np.float32)
     maps[0] = grid
     for i in range(1, t):
-        back = _upscaled_flow(frames[i], frames[i - 1], method, flow_size)  # frame i -> frame i-1
+        back = upscaled_flow(frames[i], frames[i - 1], method, flow_size)  # frame i -> frame i-1
         where = grid + back
         # M_i(p) = M_{i-1}(p + B_i(p)); beyond the border M_{i-1} is extended linearly (replicate
         # would pin the origin to the edge and lose how far outside frame 0 the pixel lies)

@@ -1,0 +1,202 @@
+"""Does a navigation world model follow its actions? Three measurements (docs/results.md).
+
+1. **Mirrored actions.** Each held-out world is rolled out twice from its first frame: under its
+   true actions and under the mirrored ones (left <-> right: lateral step and yaw negated). A model
+   that follows its actions matches the ground truth better under the true actions; the gap is the
+   mean PSNR over frames `GAP_FRAMES` (true minus mirrored), per world and sampling seed.
+2. **Turn probes.** From any image, `turn_left`/`turn_right` scripts must move the image content
+   the right way: turning left (positive yaw, NWM convention) moves what is seen to the right, so
+   the mean horizontal optical flow between consecutive frames is positive; turning right, negative.
+3. **Forward probe.** `forward` must expand the view: the mean radial component of the flow
+   (outward from the image centre) is positive.
+
+Flow is OpenCV DIS on frames upscaled to 128 px (`egoworld.metrics.flow_tracking.upscaled_flow`),
+the same estimator as the SCS protocol.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from egoworld.experiments.evaluation import EvalClip, rollout_batch
+
+GAP_FRAMES = tuple(range(4, 17))  # frames scored by the mirrored-action test (issue 14: 4..16)
+PROBES = {  # name -> script for `egoworld.rollout.parse_script`
+    "turn_left": "turn_left 15deg x16",
+    "turn_right": "turn_right 15deg x16",
+    "forward": "forward 0.5m x16",
+}
+
+
+def mirror_nav_actions(actions_TD: np.ndarray) -> np.ndarray:
+    """Left <-> right: (dx, dy, dyaw) -> (dx, -dy, -dyaw) for raw nav actions `[..., 3]`."""
+    out = np.array(actions_TD, dtype=np.float64, copy=True)
+    out[..., 1:3] *= -1.0
+    return out
+
+
+def _mean_psnr(pred_THW3: np.ndarray, gt_THW3: np.ndarray, frames) -> float:
+    from egoworld.metrics.pixel import psnr
+
+    p = psnr(pred_THW3, gt_THW3)
+    return float(np.mean([p[t] for t in frames if t < len(p)]))
+
+
+def mirrored_gap(
+    model, clips: list[EvalClip], seeds: list[int], *, batch_size: int = 8, frames=GAP_FRAMES
+) -> dict:
+    """PSNR under true vs mirrored actions per world and seed.
+
+    Returns {"per_world": {seed: {clip: {"true", "mirrored", "gap"}}}, "gap": [mean, std over seeds],
+    "share_positive": share of (world, seed) pairs whose gap is > 0}.
+    """
+    per_world: dict = {}
+    for seed in seeds:
+        rows = {}
+        for start in range(0, len(clips), batch_size):
+            part = clips[start : start + batch_size]
+            images = np.stack([c.frames[0] for c in part])
+            true = np.stack([c.actions for c in part])
+            pred = rollout_batch(model, images, true, seed=seed)
+            pred_m = rollout_batch(model, images, mirror_nav_actions(true), seed=seed)
+            for c, p, pm in zip(part, pred, pred_m):
+                t, m = _mean_psnr(p, c.frames, frames), _mean_psnr(pm, c.frames, frames)
+                rows[c.name] = {"true": t, "mirrored": m, "gap": t - m}
+        per_world[seed] = rows
+    means = [float(np.mean([r["gap"] for r in rows.values()])) for rows in per_world.values()]
+    gaps = [r["gap"] for rows in per_world.values() for r in rows.values()]
+    return {
+        "per_world": per_world,
+        "gap": [float(np.mean(means)), float(np.std(means))],
+        "share_positive": float(np.mean([g > 0 for g in gaps])),
+    }
+
+
+def flow_motion(frames_THW3: np.ndarray) -> dict[str, float]:
+    """Mean horizontal flow (px/frame, + = content moves right) and mean radial flow (+ = expands)."""
+    from egoworld.metrics.flow_tracking import upscaled_flow
+
+    h, w = frames_THW3.shape[1:3]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.stack([xs - (w - 1) / 2, ys - (h - 1) / 2], axis=-1)
+    norm = np.linalg.norm(r, axis=-1, keepdims=True)
+    r_hat = np.divide(r, norm, out=np.zeros_like(r), where=norm > 0)
+    dx, radial = [], []
+    for a, b in zip(frames_THW3[:-1], frames_THW3[1:]):
+        flow = upscaled_flow(a, b, "dis", 128)  # [H, W, 2]
+        dx.append(float(flow[..., 0].mean()))
+        radial.append(float((flow * r_hat).sum(-1).mean()))
+    return {"dx": float(np.mean(dx)), "radial": float(np.mean(radial))}
+
+
+def probe_images(model, images_BHW3: np.ndarray, seeds: list[int], spacing: float) -> dict:
+    """Roll out every `PROBES` script from every image; flow statistics and whether each moved right.
+
+    Returns {"per_image": {probe: [[{dx, radial} per image] per seed]}, "correct": {probe: share},
+    "dx": {probe: mean}, "radial": {probe: mean}}; "correct" means dx > 0 for turn_left, dx < 0 for
+    turn_right and radial > 0 for forward.
+    """
+    from egoworld.rollout import parse_script
+
+    out: dict = {"per_image": {}, "correct": {}, "dx": {}, "radial": {}}
+    for name, script in PROBES.items():
+        actions = parse_script(script, spacing)  # [N, 3] raw
+        batch = np.repeat(actions[None], len(images_BHW3), axis=0)
+        runs = []
+        for seed in seeds:
+            pred = rollout_batch(model, images_BHW3, batch, seed=seed)
+            runs.append([flow_motion(p) for p in pred])
+        flat = [m for run in runs for m in run]
+        if name == "forward":
+            ok = [m["radial"] > 0 for m in flat]
+        else:
+            ok = [(m["dx"] > 0) == (name == "turn_left") for m in flat]
+        out["per_image"][name] = runs
+        out["correct"][name] = float(np.mean(ok))
+        out["dx"][name] = float(np.mean([m["dx"] for m in flat]))
+        out["radial"][name] = float(np.mean([m["radial"] for m in flat]))
+    return out
+
+
+def _scores(model, clips: list[EvalClip], seeds: list[int], kind: str = "model", zero_actions=False) -> dict:
+    from egoworld.experiments.evaluation import evaluate_model, summarize
+
+    if zero_actions:
+        clips = [
+            EvalClip(c.name, c.frames, np.zeros_like(c.actions), c.gt_masks, c.object_names, c.trim_at)
+            for c in clips
+        ]
+    run = evaluate_model(model, clips, seeds if model is not None else [0], kind=kind)
+    return {
+        "summary": summarize(run["per_seed"]),
+        "per_seed": {str(s): v for s, v in run["per_seed"].items()},
+    }
+
+
+def evaluate_action_following(
+    model_dir, worlds_dir, *, seeds=(0, 1), frames: int = 17, baseline_dir=None, probe_images_BHW3=None
+) -> dict:
+    """Every measurement of this module for the model at `model_dir` on the nav worlds at `worlds_dir`.
+
+    Rows scored with SCS/PSNR/SSIM (`egoworld.experiments.evaluation`): the model under the true
+    actions, the same model with zero actions, the `baseline_dir` model (the same architecture trained
+    without actions) when given, and "copy first frame". Probes start from `probe_images_BHW3`
+    (default: each world's first frame).
+    """
+    from egoworld.data.nwm import world_description
+    from egoworld.experiments.evaluation import load_eval_clips
+    from egoworld.rollout import model_spacing
+    from egoworld.world_model import WorldModel
+
+    model = WorldModel.from_pretrained(model_dir).eval()
+    # the worlds' actions are in units of their spacing: the model must read them in the same units
+    spacing = model_spacing(model, float(world_description(worlds_dir)["metric_waypoint_spacing"]))
+    clips = load_eval_clips(worlds_dir, frames, model.config.height)
+    seeds = list(seeds)
+    rows = {
+        "model": _scores(model, clips, seeds),
+        "model, zero actions": _scores(model, clips, seeds, zero_actions=True),
+        "copy first frame": _scores(None, clips, seeds, kind="copy-first-frame"),
+    }
+    if baseline_dir is not None:
+        rows["no-action baseline"] = _scores(WorldModel.from_pretrained(baseline_dir).eval(), clips, seeds)
+    images = probe_images_BHW3 if probe_images_BHW3 is not None else np.stack([c.frames[0] for c in clips])
+    return {
+        "worlds": str(worlds_dir),
+        "episodes": len(clips),
+        "seeds": seeds,
+        "mirrored": mirrored_gap(model, clips, seeds),
+        "probes": probe_images(model, images, seeds, spacing),
+        "rows": rows,
+    }
+
+
+def markdown_report(result: dict, horizons=(2, 4, 8, 16)) -> str:
+    """The tables of docs/results.md's "Does it follow its actions?" section."""
+    m = result["mirrored"]
+    lines = [
+        f"{result['episodes']} worlds × {len(result['seeds'])} sampling seeds",
+        "",
+        "| test | result |",
+        "|---|---|",
+        f"| PSNR true − mirrored actions, frames 4–16 (dB) | {m['gap'][0]:+.2f} ± {m['gap'][1]:.2f} |",
+        f"| worlds × seeds where true actions win | {100 * m['share_positive']:.0f} % |",
+    ]
+    p = result["probes"]
+    for name in PROBES:
+        stat = "radial" if name == "forward" else "dx"
+        lines.append(
+            f"| `{PROBES[name]}`: mean {'radial' if stat == 'radial' else 'horizontal'} flow "
+            f"{p[stat][name]:+.3f} px/frame | moves the right way in {100 * p['correct'][name]:.0f} % |"
+        )
+    lines += [
+        "",
+        "| row | " + " | ".join(f"SCS@{h}" for h in horizons) + " | PSNR@16 |",
+        "|---" * (len(horizons) + 2) + "|",
+    ]
+    for name, row in result["rows"].items():
+        s = row["summary"]
+        cells = [f"{100 * s['scs'][str(h)][0]:.1f} ± {100 * s['scs'][str(h)][1]:.1f}" for h in horizons]
+        cells.append(f"{s['psnr']['16'][0]:.2f} ± {s['psnr']['16'][1]:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
