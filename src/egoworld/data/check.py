@@ -174,12 +174,12 @@ def _check_nwm(path: Path, report: Report, deep: bool) -> None:
 def _check_recon(path: Path, report: Report, deep: bool) -> None:
     from egoworld.actions.spaces import METRIC_WAYPOINT_SPACING, nav_deltas
     from egoworld.data.recon_h5 import (
-        _open,
         decode_recon_image,
         list_recon_files,
         read_recon_poses,
         recon_datasets,
     )
+    from egoworld.data.safe_h5 import open_h5
 
     files = list_recon_files(path)
     if not files:
@@ -188,7 +188,7 @@ def _check_recon(path: Path, report: Report, deep: bool) -> None:
     for f in files:
         try:
             poses = read_recon_poses(f)
-            with _open(f) as h5:
+            with open_h5(f) as h5:
                 images = recon_datasets(h5, f)[0]
                 for i in range(poses["num_images"]):
                     decode_recon_image(images, i, str(f))

@@ -21,6 +21,7 @@ from egoworld.actions.normalization import ActionNormalizer
 from egoworld.data import untrusted
 from egoworld.data.clip import WindowSpec
 from egoworld.data.nwm import TRAJ_FILE, PoseClipDataset, parse_traj_data, resolve_spacing
+from egoworld.data.safe_h5 import check_h5_storage, h5_dataset, open_h5
 from egoworld.data.untrusted import image_size_of, refuse_output_over_input
 from egoworld.io_utils import atomic_dir
 
@@ -42,74 +43,10 @@ def list_recon_files(root: str | Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.suffix in SUFFIXES and p.is_file())
 
 
-def _open(path: Path):
-    import h5py
-
-    try:
-        return h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path}: not a readable HDF5 file ({err})") from err
-
-
-def _lookup(f, key: str, path: Path, hops: int = 0):
-    """The object at `key`, following hard and soft links inside the file only (an external link
-    could open any file on the machine); None when absent."""
-    import h5py
-
-    node = f["/"]
-    for part in key.strip("/").split("/"):
-        if not isinstance(node, h5py.Group):
-            return None
-        link = node.get(part, getlink=True)
-        if link is None:
-            return None
-        if isinstance(link, h5py.SoftLink):
-            if hops >= 8:
-                raise ValueError(f"{path}: {key} goes through more than 8 soft links; expected a dataset")
-            target = link.path if link.path.startswith("/") else f"{node.name.rstrip('/')}/{link.path}"
-            node = _lookup(f, target, path, hops + 1)
-            if node is None:
-                return None
-        elif isinstance(link, h5py.HardLink):
-            node = node[part]
-        else:
-            where = getattr(link, "filename", type(link).__name__)
-            raise ValueError(f"{path}: {key} is a link to another file ({where}); refusing to follow it")
-    return node
-
-
-def _dataset(f, key: str, path: Path):
-    import h5py
-
-    ds = _lookup(f, key, path)
-    if ds is None:
-        return None
-    if not isinstance(ds, h5py.Dataset):
-        raise ValueError(f"{path}: {key} is a {type(ds).__name__}; expected an HDF5 dataset")
-    if ds.is_virtual or ds.external:
-        raise ValueError(f"{path}: {key} takes its data from other files; expected data stored in this file")
-    return ds
-
-
-def _check_storage(ds, key: str, path: Path) -> None:
-    """Refuse datasets whose declared size is implausible for the bytes actually stored."""
-    if ds.size == 0:
-        return
-    stored = ds.id.get_storage_size()
-    if stored == 0:
-        raise ValueError(f"{path}: {key} declares shape {ds.shape} but stores no data; expected written data")
-    declared = ds.size * ds.dtype.itemsize
-    if ds.dtype.kind != "O" and declared > 2**20 and declared > untrusted.MAX_H5_COMPRESSION * stored:
-        raise ValueError(
-            f"{path}: {key} declares shape {ds.shape} ({declared} bytes) but stores only {stored} bytes; "
-            f"expected at most {untrusted.MAX_H5_COMPRESSION}x compression"
-        )
-
-
 def recon_datasets(f, path: Path) -> tuple[Any, Any, Any]:
     """(images, position, yaw) datasets of an open RECON file, their declared shapes, types and
     sizes checked against each other and the limits in `egoworld.data.untrusted` (nothing read)."""
-    found = {k: _dataset(f, k, path) for k in (IMAGE_KEY, POSITION_KEY, YAW_KEY)}
+    found = {k: h5_dataset(f, k, path) for k in (IMAGE_KEY, POSITION_KEY, YAW_KEY)}
     missing = [k for k, v in found.items() if v is None]
     if missing:
         raise ValueError(f"{path}: missing HDF5 datasets {missing}")
@@ -148,14 +85,14 @@ def recon_datasets(f, path: Path) -> tuple[Any, Any, Any]:
     if n != yaw.shape[0]:
         raise ValueError(f"{path}: {n} images but {yaw.shape[0]} positions; expected equal")
     for key, ds in found.items():
-        _check_storage(ds, key, path)
+        check_h5_storage(ds, key, path)
     return images, position, yaw
 
 
 def read_recon_poses(path: str | Path) -> dict[str, Any]:
     """Poses and image count of one RECON file: dict(position [T, 2], yaw [T], num_images)."""
     path = Path(path)
-    with _open(path) as f:
+    with open_h5(path) as f:
         images, position, yaw = recon_datasets(f, path)
         try:
             data = {"position": position[()], "yaw": yaw[()]}
@@ -241,11 +178,11 @@ class ReconH5Dataset(PoseClipDataset):
         if self._pid != os.getpid():  # forked into a DataLoader worker: never share HDF5 handles
             self._handles, self._pid = {}, os.getpid()
         if path not in self._handles:
-            self._handles[path] = _open(path)
+            self._handles[path] = open_h5(path)
         return self._handles[path]
 
     def _frames(self, traj: dict[str, Any], indices: np.ndarray) -> np.ndarray:
-        ds = _dataset(self._handle(traj["path"]), IMAGE_KEY, traj["path"])
+        ds = h5_dataset(self._handle(traj["path"]), IMAGE_KEY, traj["path"])
         return np.stack([decode_recon_image(ds, int(i), str(traj["path"])) for i in indices])
 
     def __getstate__(self):
@@ -278,7 +215,7 @@ def convert_recon_to_nwm(src: str | Path, dst: str | Path, *, jpeg_quality: int 
             poses = read_recon_poses(p)
             out = tmp / p.stem
             out.mkdir()
-            with _open(p) as f:
+            with open_h5(p) as f:
                 ds = recon_datasets(f, p)[0]
                 for i in range(poses["num_images"]):
                     img = decode_recon_image(ds, i, str(p))  # validates JPEG bytes too

@@ -115,9 +115,9 @@ def find_episodes(root: str | Path) -> list[tuple[Path, Path]]:
 
 def _array(f, key: str, path: Path, shape: tuple, what: str) -> np.ndarray | None:
     """The float array at `key` checked against `shape` (None entries: any), or None when absent."""
-    from egoworld.data.recon_h5 import _check_storage, _dataset
+    from egoworld.data.safe_h5 import check_h5_storage, h5_dataset
 
-    ds = _dataset(f, key, path)
+    ds = h5_dataset(f, key, path)
     if ds is None:
         return None
     ok = ds.ndim == len(shape) and all(e is None or a == e for a, e in zip(ds.shape, shape))
@@ -127,7 +127,7 @@ def _array(f, key: str, path: Path, shape: tuple, what: str) -> np.ndarray | Non
             f"{path}: {key} is {ds.dtype} {list(ds.shape)}; expected numbers {want} ({what}; the wrong joint "
             "layout for EgoDex)"
         )
-    _check_storage(ds, key, path)
+    check_h5_storage(ds, key, path)
     try:
         return np.asarray(ds[()], dtype=np.float64)
     except OSError as err:
@@ -136,11 +136,11 @@ def _array(f, key: str, path: Path, shape: tuple, what: str) -> np.ndarray | Non
 
 def read_episode(video: str | Path, hdf5: str | Path, root: str | Path | None = None) -> EgoDexEpisode:
     """Read and check one episode's HDF5 file (the keys in the module docstring)."""
-    from egoworld.data.recon_h5 import _open
+    from egoworld.data.safe_h5 import open_h5
     from egoworld.sim.camera import validate_intrinsics, validate_poses
 
     video, hdf5 = Path(video), Path(hdf5)
-    with _open(hdf5) as f:
+    with open_h5(hdf5) as f:
         K = _array(f, INTRINSIC_KEY, hdf5, (3, 3), "the camera intrinsics")
         if K is None:
             raise ValueError(f"{hdf5}: missing key {INTRINSIC_KEY!r}; expected the [3, 3] camera intrinsics")

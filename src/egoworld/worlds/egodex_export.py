@@ -36,7 +36,7 @@ import numpy as np
 
 from egoworld.io_utils import atomic_dir
 from egoworld.sim.egodex import CAMERA_KEY, FOREARM, INTRINSIC_KEY, joint_names
-from egoworld.worlds.generate import WORLD_FILE, WorldSpec, _identity, describe, existing, validate
+from egoworld.worlds.generate import WORLD_FILE, WorldSpec, dataset_identity, describe, existing, validate
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +140,9 @@ def generate_egodex(spec: WorldSpec, out: str | Path, *, progress: bool = True) 
     desc["options"] = {**desc["options"], "format": "egodex"}
     old = existing(out)
     if old is not None:
-        if _identity(old) == _identity(desc):
+        if dataset_identity(old) == dataset_identity(desc):
             return {**old, "status": "unchanged"}
-        diff = {k: (old.get(k), v) for k, v in _identity(desc).items() if old.get(k) != v}
+        diff = {k: (old.get(k), v) for k, v in dataset_identity(desc).items() if old.get(k) != v}
         raise FileExistsError(
             f"output folder {str(out)!r} already holds a different dataset "
             f"(field: (existing, requested) = {diff}); choose another --out (nothing was overwritten)"

@@ -123,7 +123,8 @@ def existing(out: Path) -> dict | None:
         ) from err
 
 
-def _identity(desc: dict) -> dict:
+def dataset_identity(desc: dict) -> dict:
+    """The fields of a dataset description that decide whether an existing folder is the same dataset."""
     keys = (
         "format",
         "generator_version",
@@ -158,10 +159,10 @@ def generate(spec: WorldSpec, out: str | Path, *, progress: bool = True) -> dict
     desc = describe(spec, tex.digest(images) if images else "procedural")
     old = existing(out)
     if old is not None:
-        if _identity(old) == _identity(desc):
+        if dataset_identity(old) == dataset_identity(desc):
             log.info("%s already holds this dataset", out)
             return {**old, "status": "unchanged"}
-        diff = {k: (old.get(k), v) for k, v in _identity(desc).items() if old.get(k) != v}
+        diff = {k: (old.get(k), v) for k, v in dataset_identity(desc).items() if old.get(k) != v}
         raise FileExistsError(
             f"output folder {str(out)!r} already holds a different dataset "
             f"(field: (existing, requested) = {diff}); choose another --out (nothing was overwritten)"
