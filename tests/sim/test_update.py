@@ -187,3 +187,21 @@ def test_estimated_depth_truncation(setup):
     assert "box" in rep.moved and new.num_blocks >= state.num_blocks
     with pytest.raises(ValueError, match="trunc_voxel_multiplier"):
         update_state(state, clip, ["box"], trunc_voxel_multiplier=0)
+
+
+def test_estimated_depth_flag_and_ignored_pixels(setup):
+    """`estimated_depth=True` fuses at 8 voxels unless told otherwise; pixels in `ignore_masks` are
+    neither fused nor aligned on: a clip that ignores every pixel leaves the static TSDF as it was."""
+    state, clip, _ = setup
+    _, rep = update_state(state, clip, estimated_depth=True, return_report=True)
+    assert rep.truncation_voxels == 8.0
+    _, rep = update_state(state, clip, return_report=True)
+    assert rep.truncation_voxels == state.config.trunc_voxel_multiplier
+    everything = np.ones(clip["depth"].shape, bool)
+    new, rep = update_state(state, dict(clip, ignore_masks=everything), return_report=True)
+    assert rep.scale == 1.0  # nothing to align on
+    (k0, v0), (k1, v1) = state._dump_blocks(), new._dump_blocks()
+    o0, o1 = np.lexsort(k0.T), np.lexsort(k1.T)  # the same blocks holding the same values
+    np.testing.assert_array_equal(k1[o1], k0[o0])
+    for name in v0:
+        np.testing.assert_array_equal(v1[name][o1], v0[name][o0])

@@ -1,8 +1,10 @@
-"""Sim(3) alignment of corresponding point sets (Umeyama 1991), plus a robust reweighted variant.
+"""Sim(3) alignment of corresponding point sets (Umeyama 1991), plus a robust reweighted variant,
+and the robust 1-D affine fit ``y ≈ a x + b`` that puts relative depth on a metric scale.
 
 The one Umeyama of the code base: EgoSim's state update aligns point clouds with it, and Cam ERR
 (`egoworld.metrics.geometry.camera_errors`) aligns camera trajectories with its rank-tolerant
-option (`rotations=`).
+option (`rotations=`). `robust_affine_fit` is the per-frame scale-and-shift of
+`egoworld.sim.depth_align`.
 """
 
 from __future__ import annotations
@@ -125,3 +127,67 @@ def sim3_matrix(s: float, R: np.ndarray, t: np.ndarray) -> np.ndarray:
 def apply_sim3(points: np.ndarray, s: float, R: np.ndarray, t: np.ndarray) -> np.ndarray:
     """``s R p + t`` for points ``[N, 3]``."""
     return s * np.asarray(points, dtype=np.float64) @ np.asarray(R).T + np.asarray(t)
+
+
+def robust_affine_fit(
+    x: np.ndarray,  # [N]
+    y: np.ndarray,  # [N]
+    *,
+    shift: bool = True,
+    iterations: int = 10,
+    huber: float = 1.345,
+    weights: np.ndarray | None = None,  # [N]
+) -> tuple[float, float, np.ndarray]:
+    """Robust least squares ``y ≈ a x + b`` (``b = 0`` without `shift`): Huber IRLS, then trimmed refits.
+
+    The residual scale is 1.4826 × the median absolute residual (MAD); the Huber threshold is `huber`
+    of those scales (1.345: 95 % efficiency on Gaussian noise). After the reweighted iterations the
+    points within 3 scales are refitted with plain least squares, repeatedly, until that set stops
+    changing (Huber alone converges slowly when the outliers all lie on one side: things in front of
+    the state). Returns ``a``, ``b`` and the inlier mask ``[N]`` of the final fit (all points when
+    no refit happened). Fewer than 2 points (1 without `shift`) raise ValueError.
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y have {len(x)} and {len(y)} values; expected the same number")
+    ok = np.isfinite(x) & np.isfinite(y)
+    need = 2 if shift else 1
+    if ok.sum() < need:
+        raise ValueError(f"{int(ok.sum())} finite pairs for an affine fit; expected at least {need}")
+    w0 = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    if w0.shape != x.shape or np.any(w0 < 0):
+        raise ValueError(f"weights have shape {list(w0.shape)}; expected [{len(x)}] non-negative")
+    w0 = np.where(ok, w0, 0.0)
+    xs, ys = np.where(ok, x, 0.0), np.where(ok, y, 0.0)
+
+    def solve(w: np.ndarray) -> tuple[float, float]:
+        sw = w.sum()
+        if sw <= 0:
+            raise ValueError("every point has weight 0; expected some to fit")
+        if not shift:
+            den = float(w @ (xs * xs))
+            return (float(w @ (xs * ys)) / den if den > 0 else 0.0), 0.0
+        mx, my = float(w @ xs) / sw, float(w @ ys) / sw
+        var = float(w @ (xs - mx) ** 2)
+        if var <= 1e-300:  # x constant: only the shift is determined
+            return 0.0, my
+        a = float(w @ ((xs - mx) * (ys - my))) / var
+        return a, my - a * mx
+
+    a, b = solve(w0)
+    for _ in range(iterations):
+        r = np.abs(a * xs + b - ys)
+        sigma = 1.4826 * float(np.median(r[ok])) + 1e-12
+        k = huber * sigma
+        w = w0 * np.where(r <= k, 1.0, k / np.maximum(r, 1e-300))
+        a, b = solve(w)
+    inliers = ok & (w0 > 0)
+    for _ in range(iterations):  # then least squares on the points within 3 scales, until they settle
+        r = np.abs(a * xs + b - ys)
+        keep = ok & (w0 > 0) & (r <= 3.0 * (1.4826 * float(np.median(r[ok])) + 1e-12))
+        if keep.sum() < need or np.array_equal(keep, inliers):
+            break
+        inliers = keep
+        a, b = solve(w0 * inliers)
+    return a, b, inliers

@@ -12,29 +12,39 @@ frame: clip k covers global frames k(T−1) … k(T−1)+T−1, and its first fr
 generated frame of clip k−1 (known to the model, as the Wan InP first frame).
 
 The state update U needs per-frame depth, camera poses and masks of the generated clip; they come
-from a pluggable backend:
+from a pluggable backend (`egoworld.sim.backends`, re-exported here):
 
 - `GroundTruthBackend` (synthetic worlds): the generating episode's depth, poses and instance masks.
-- `StateRenderBackend` (always available): depth of the state rendered along the commanded poses,
-  the commanded poses, hands masked from the skeleton video; no objects move (colour-only update).
-- `EstimatedBackend`: Depth Anything (transformers, local weights) + Open3D RGB-D odometry + SAM 2
-  (local checkpoint) prompted at the hand contact; raises `FileNotFoundError` without the weights.
+- `StateRenderBackend` (always available): the static TSDF's depth along the commanded poses, the
+  state's objects and the hands (from their 3-D keypoints) masked; no objects move (colour-only).
+- `EstimatedBackend`: Depth Anything (transformers, local weights) aligned per frame to metric depth,
+  Open3D RGB-D odometry on it, hand masks from the keypoints (+ SAM 2), SAM 2 (local checkpoint)
+  prompted at the hand contact; raises `FileNotFoundError` without the weights.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from egoworld.sim.backends import (  # noqa: F401  (re-exported: the loop's public names)
+    ClipRequest,
+    EstimatedBackend,
+    GroundTruthBackend,
+    Reconstruction,
+    ReconstructionBackend,
+    StateRenderBackend,
+    update_from_reconstruction,
+)
 from egoworld.sim.camera import backproject, validate_intrinsics, validate_poses
-from egoworld.sim.hands import _as_hands, draw_gripper_skeletons, draw_hand_skeletons, project_keypoints
+from egoworld.sim.hands import _as_hands, draw_gripper_skeletons, draw_hand_skeletons
 from egoworld.sim.render import Rendering, render_state
 from egoworld.sim.state import EPISODE_VOXEL_SIZE, SceneState, StateConfig
-from egoworld.sim.update import UpdateReport, update_state
+from egoworld.sim.update import UpdateReport
 
 logger = logging.getLogger(__name__)
 
@@ -284,157 +294,6 @@ def observation_clip(
     }
 
 
-# --------------------------------------------------------------------------- reconstruction backends
-
-
-@dataclass
-class ClipRequest:
-    """What a backend gets to reconstruct one generated clip (T frames)."""
-
-    frames: np.ndarray  # [T] global frame indices
-    video: np.ndarray  # [T, H, W, 3] uint8, generated
-    poses: np.ndarray  # [T, 4, 4] commanded camera-to-world
-    K: np.ndarray  # [3, 3]
-    rendering: Rendering  # the state along `poses`
-    skeleton: np.ndarray  # [T, H, W, 3] uint8
-    keypoints: np.ndarray  # [T, A, 21, 3] world
-    state: SceneState
-
-
-@dataclass
-class Reconstruction:
-    """Per-frame geometry of a generated clip for `update_state`."""
-
-    depth: np.ndarray  # [T, H, W] float32 metres (0 = unknown)
-    poses: np.ndarray  # [T, 4, 4]
-    object_masks: dict[Any, np.ndarray] = field(default_factory=dict)  # id → [T, H, W] bool
-    hand_masks: np.ndarray | None = None  # [T, H, W] bool
-    object_ids: list = field(default_factory=list)  # the interacted objects to move
-    in_state_frame: bool = False  # depth and poses already metric in the state's frame: no Sim(3) fit
-
-
-class ReconstructionBackend(Protocol):
-    def __call__(self, request: ClipRequest) -> Reconstruction: ...
-
-
-def skeleton_mask(skeleton: np.ndarray, dilate_px: int = 2) -> np.ndarray:
-    """Pixels near the drawn skeleton `[T, H, W]` bool (a stand-in hand mask)."""
-    import cv2
-
-    m = (np.asarray(skeleton).max(-1) > 0).astype(np.uint8)
-    kernel = np.ones((2 * dilate_px + 1, 2 * dilate_px + 1), np.uint8)
-    return np.stack([cv2.dilate(f, kernel) > 0 for f in m])
-
-
-class GroundTruthBackend:
-    """Ground truth of the synthetic episode the actions came from: depth, poses, instance masks.
-
-    Object masks are given for every movable object (so none is fused into the static scene); the
-    interacted objects are the ones whose ground-truth pose changes during the clip.
-    """
-
-    def __init__(self, episode: TabletopEpisode):
-        self.episode = episode
-
-    def __call__(self, request: ClipRequest) -> Reconstruction:
-        ep, fr = self.episode, np.asarray(request.frames)
-        if fr.max() >= len(ep):
-            raise ValueError(f"the clip reaches frame {fr.max()}; the episode has {len(ep)} frames")
-        inst = ep.instances[fr]
-        if inst.shape[1:] != request.video.shape[1:3]:
-            raise ValueError(
-                f"episode frames are {inst.shape[1:]}; the generated clip is {request.video.shape[1:3]}"
-            )
-        masks = {oid: inst == oid for oid in ep.movable_ids}
-        return Reconstruction(
-            depth=ep.depth[fr].astype(np.float32),
-            poses=ep.cam_to_world[fr],
-            object_masks=masks,
-            hand_masks=inst == ep.effector_id,
-            object_ids=[o for o in ep.moved_objects(fr) if masks[o].any()],
-            in_state_frame=True,
-        )
-
-
-class StateRenderBackend:
-    """Geometry the simulator already believes: the state's depth along the commanded poses.
-
-    Colours of the generated clip are fused where the state covers the pixel; the hand (from the
-    skeleton video) is left out; no object is moved.
-    """
-
-    def __call__(self, request: ClipRequest) -> Reconstruction:
-        return Reconstruction(
-            depth=request.rendering.depth.astype(np.float32),
-            poses=request.poses,
-            hand_masks=skeleton_mask(request.skeleton),
-            in_state_frame=True,
-        )
-
-
-class EstimatedBackend:
-    """Depth Anything (local weights) + Open3D RGB-D odometry + SAM 2 (local checkpoint).
-
-    Depth is relative (inverse disparity) and the odometry starts at the commanded first pose, so
-    `update_state` fits the Sim(3) to the state. SAM 2 is prompted at the hand contact: the frame
-    where thumb and index tips are closest, at the midpoint of the two projected tips; the mask is
-    given to the state object whose rendered centroid is nearest to that point.
-    """
-
-    def __init__(
-        self,
-        depth_model: str | Path,
-        *,
-        sam2_checkpoint: str | Path | None = None,
-        sam2_config: str | None = None,
-        device: str = "cpu",
-    ):
-        from egoworld.metrics.geometry import DepthAnythingEstimator, Open3DOdometry
-
-        self.depth = DepthAnythingEstimator(depth_model, device=device)  # raises FileNotFoundError
-        self.odometry = Open3DOdometry(depth_max=3.0)
-        self.tracker = None
-        if sam2_checkpoint is not None:
-            from egoworld.metrics.tracking import DEFAULT_SAM2_CONFIG, Sam2Tracker
-
-            self.tracker = Sam2Tracker(sam2_config or DEFAULT_SAM2_CONFIG, sam2_checkpoint, device)
-
-    def __call__(self, request: ClipRequest) -> Reconstruction:
-        depth = self.depth(request.video).astype(np.float32)
-        rel = self.odometry(request.video, depth, request.K)
-        poses = request.poses[0] @ rel
-        hands = skeleton_mask(request.skeleton)
-        rec = Reconstruction(depth=depth, poses=poses, hand_masks=hands)
-        if self.tracker is None or not request.state.objects:
-            return rec
-        from egoworld.metrics.tracking import ObjectPrompt
-
-        kp = request.keypoints[:, 0]  # first hand [T, 21, 3]
-        gap = np.linalg.norm(kp[:, 4] - kp[:, 8], axis=-1)
-        t = int(np.nanargmin(gap))
-        uv, _ = project_keypoints(kp[t, [4, 8]], request.K, request.poses[t])
-        if not np.all(np.isfinite(uv)):
-            return rec
-        point = uv.mean(0)
-        oid = _nearest_object(request.state, point, request.K, request.poses[t])
-        masks = self.tracker.track(
-            request.video, [ObjectPrompt(str(oid), t, point[None], np.ones(1, np.int32))]
-        )
-        rec.object_masks = {oid: masks[:, 0]}
-        rec.object_ids = [oid]
-        return rec
-
-
-def _nearest_object(state: SceneState, point: np.ndarray, K: np.ndarray, pose: np.ndarray):
-    best, best_d = None, np.inf
-    for oid, obj in state.objects.items():
-        uv, _ = project_keypoints(obj.world_points().mean(0), K, pose)
-        d = float(np.linalg.norm(uv - point))
-        if d < best_d:
-            best, best_d = oid, d
-    return best
-
-
 # --------------------------------------------------------------------------- the simulator
 
 
@@ -457,10 +316,17 @@ class EgoSim:
         model: an `ObservationModel`; clips have `model.config.num_frames` frames at its size.
         K: `[3, 3]` intrinsics at the model's frame size.
         backend: reconstruction for the state update (default `StateRenderBackend`).
-        render_method: "raycast" or "splat" (Π).
+        render_method: "raycast" or "splat" (Π); default the renderer the model was trained with
+            (`model.config.training`), else "raycast".
+        trunc_voxel_multiplier: truncation (voxels) of the update's static fusion; default the one
+            the model's training states were fused with (else the state's), and at least
+            `ESTIMATED_DEPTH_TRUNC_MULTIPLIER` for estimated depth.
         num_inference_steps: sampling steps (default: the model's, 50 as the paper).
         seed: sampling seed of the first clip (clip k uses seed + k).
-        update_kwargs: extra arguments of `update_state`.
+        update_kwargs: extra arguments of `update_state` (they win over the above).
+
+    ``self.settings`` (`egoworld.sim.run_settings.RunSettings`) holds what is used and a note for each
+    departure from the model's training (a different renderer, voxel size or truncation).
     """
 
     def __init__(
@@ -470,15 +336,28 @@ class EgoSim:
         K: np.ndarray,
         *,
         backend: ReconstructionBackend | None = None,
-        render_method: str = "raycast",
+        render_method: str | None = None,
+        trunc_voxel_multiplier: float | None = None,
         num_inference_steps: int | None = None,
         seed: int = 0,
         update_kwargs: dict | None = None,
     ):
+        from egoworld.sim.run_settings import run_settings
+
         self.model = model
         self.K = validate_intrinsics(K)
         self.backend = backend or StateRenderBackend()
-        self.render_method = render_method
+        if not isinstance(state, SceneState):
+            raise ValueError(f"state is a {type(state).__name__}; expected a SceneState")
+        self.settings = run_settings(
+            getattr(model.config, "training", None),
+            state.config,
+            render=render_method,
+            trunc_voxel_multiplier=trunc_voxel_multiplier,
+        )
+        for note in self.settings.notes:
+            logger.info("%s", note)
+        self.render_method = self.settings.render
         self.num_inference_steps = num_inference_steps
         self.seed = int(seed)
         self.update_kwargs = dict(update_kwargs or {})
@@ -544,21 +423,13 @@ class EgoSim:
         video = self._generate(rendering, skeleton)
         frames = np.arange(self.frame, self.frame + T)
         keypoints = _keypoints_world(action)
-        rec = self.backend(
-            ClipRequest(frames, video, poses, self.K, rendering, skeleton, keypoints, self.state)
+        request = ClipRequest(
+            frames, video, poses, self.K, rendering, skeleton, keypoints, self.state, self.render_method
         )
-        clip = {
-            "rgb": video,
-            "depth": rec.depth,
-            "K": self.K,
-            "poses": rec.poses,
-            "state_poses": poses,
-            "object_masks": rec.object_masks,
-            "hand_masks": rec.hand_masks,
-            "hand_keypoints": keypoints,
-        }
-        kwargs = {"align": not rec.in_state_frame, **self.update_kwargs}
-        self.state, report = update_state(self.state, clip, rec.object_ids, return_report=True, **kwargs)
+        rec = self.backend(request)
+        trunc = self.settings.truncation(rec.estimated_depth)
+        kwargs = {"trunc_voxel_multiplier": trunc, **self.update_kwargs}
+        self.state, report = update_from_reconstruction(self.state, request, rec, **kwargs)
         self.history.append(StepRecord(video, rendering, skeleton, frames, report))
         self.last_frame = video[-1]
         self.frame += T - 1

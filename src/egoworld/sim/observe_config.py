@@ -3,10 +3,75 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from egoworld.sim.inp_inputs import CLIP_PREPROCESS, MASK_CHANNELS
+
+RENDER_METHODS = ("splat", "raycast")  # = egoworld.sim.render.METHODS (that module imports torch)
+
+
+@dataclass
+class TrainingSettings:
+    """How the states behind a model's training clips were made; `egoworld sim` uses the same.
+
+    Saved inside the model's config (`egoworld_observation.json`, key ``training``). The clip length
+    and resolution are the config's own ``num_frames``, ``height`` and ``width``. None = not recorded
+    (a model saved before these fields existed, or built without training).
+
+    Args:
+        render: the renderer Π of the scene videos and masks, "splat" or "raycast".
+        voxel_size: TSDF voxel edge of the states, metres.
+        trunc_voxel_multiplier: TSDF truncation the states were fused with, voxels.
+        depth_max: farthest depth fused, metres.
+        fuse_frames: frames of each clip fused into its state (1: the clip's first frame).
+        depth: where the fused depth came from: "ground truth", "supplied" or "estimated (…)".
+        data: what the clips were made from, e.g. "tabletop episodes" or "prepared (egodex)".
+    """
+
+    render: str | None = None
+    voxel_size: float | None = None
+    trunc_voxel_multiplier: float | None = None
+    depth_max: float | None = None
+    fuse_frames: int | None = None
+    depth: str | None = None
+    data: str | None = None
+
+    def validate(self) -> None:
+        if self.render is not None and self.render not in RENDER_METHODS:
+            raise ValueError(f"training render={self.render!r}; expected one of {list(RENDER_METHODS)}")
+        for name in ("voxel_size", "trunc_voxel_multiplier", "depth_max"):
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+            if v is not None and not ok:
+                raise ValueError(f"training {name}={v!r}; expected a positive number or null")
+        f = self.fuse_frames
+        if f is not None and (not isinstance(f, int) or isinstance(f, bool) or f < 1):
+            raise ValueError(f"training fuse_frames={f!r}; expected an integer >= 1 or null")
+        for name in ("depth", "data"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ValueError(f"training {name}={getattr(self, name)!r}; expected a string or null")
+
+    @classmethod
+    def from_prepared(cls, manifest: dict[str, Any]) -> TrainingSettings:
+        """The settings of clips written by `egoworld sim prepare` (its manifest)."""
+        from egoworld.sim.state import ESTIMATED_DEPTH_TRUNC_MULTIPLIER, StateConfig
+
+        depth = str(manifest.get("depth", "supplied"))
+        default = StateConfig()
+        estimated = depth.startswith("estimated")
+        return cls(
+            render=manifest.get("render"),
+            voxel_size=manifest.get("voxel_size"),
+            trunc_voxel_multiplier=(
+                ESTIMATED_DEPTH_TRUNC_MULTIPLIER if estimated else default.trunc_voxel_multiplier
+            ),
+            depth_max=default.depth_max,
+            fuse_frames=manifest.get("fuse_frames"),
+            depth=depth,
+            data=f"prepared ({manifest.get('layout', 'unknown')})",
+        )
 
 
 @dataclass
@@ -38,6 +103,7 @@ class ObservationConfig:
         text_max_length: token length of the prompt embedding (Wan: 512; models with CLIP cross-
             attention need exactly 512).
         text_tokens: length of the all-zero text embedding of a model built without a text encoder.
+        training: how the training clips' states were made (`TrainingSettings`; None: not recorded).
     """
 
     preset: str = "tiny"
@@ -62,8 +128,17 @@ class ObservationConfig:
     prompt: str = ""
     text_max_length: int = 512
     text_tokens: int = 1
+    training: TrainingSettings | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.training, dict):  # read back from JSON; unknown keys are a TypeError
+            self.training = TrainingSettings(**self.training)
+        if self.training is not None and not isinstance(self.training, TrainingSettings):
+            raise TypeError(f"training={self.training!r}; expected a mapping of TrainingSettings fields")
 
     def validate(self) -> None:
+        if self.training is not None:
+            self.training.validate()
         if self.num_frames < 5 or (self.num_frames - 1) % 4:
             raise ValueError(
                 f"num_frames={self.num_frames}; expected 4k + 1 >= 5 (the Wan layout is 4x in time)"

@@ -2,8 +2,13 @@
 
 Steps, in order:
 
-1. **Sim(3) alignment** of the clip's reconstruction (its depths and camera poses, e.g. from a
-   monocular estimator, known only up to a similarity) to the state: the state is rendered at the
+The clip's depth must be metric, or share one unknown scale with its poses (one similarity for the
+whole clip). Relative monocular depth (Depth Anything's disparity: an unknown scale *and shift*
+per frame) is not: put it on a metric scale frame by frame first (`egoworld.sim.depth_align`,
+which `egoworld.sim.loop.EstimatedBackend` runs before its odometry), then call this.
+
+1. **Sim(3) alignment** of the clip's reconstruction (its depths and camera poses, e.g. from
+   odometry, known only up to a similarity) to the state: the state is rendered at the
    trajectory it was rendered along for generation (``clip["state_poses"]``, default the clip's
    poses), static pixels covered by both give 3D correspondences (at most ``max_correspondences``,
    an even subsample), and a robust Umeyama fit gives ``s, R, t``; depths are scaled by ``s`` and
@@ -27,11 +32,12 @@ Steps, in order:
    the state had fused it; voxels within the truncation band of those points (``carve_radius``)
    are forgotten, and so are voxels within 1.5 voxels of a known object's old points. The new
    points are merged into the object's point set (voxel-downsampled, statistical outlier removal).
-4. **Static fusion**: every frame is TSDF-fused with object and hand pixels ignored, after
-   per-frame statistical outlier removal of its back-projected points; the outlier test runs on
-   the points averaged per ``sor_voxel`` cell (default 2 voxels) and each pixel takes its cell's
-   verdict. ``trunc_voxel_multiplier`` sets the truncation of this fusion (8 recommended for
-   estimated depth; the state's own, 4 by default, otherwise).
+4. **Static fusion**: every frame is TSDF-fused with object, hand and ``ignore_masks`` pixels
+   ignored, after per-frame statistical outlier removal of its back-projected points; the outlier
+   test runs on the points averaged per ``sor_voxel`` cell (default 2 voxels) and each pixel takes
+   its cell's verdict. ``trunc_voxel_multiplier`` sets the truncation of this fusion; by default
+   it is the state's own (4 voxels) for ground-truth / sensor depth and
+   ``ESTIMATED_DEPTH_TRUNC_MULTIPLIER`` (8) with ``estimated_depth=True``.
 
 ``update_state`` works on a copy and returns it unless ``in_place=True``; it never writes files,
 so a state saved on disk is untouched whatever happens (save the result yourself, atomically).
@@ -49,7 +55,7 @@ from egoworld.sim.align import robust_umeyama
 from egoworld.sim.camera import validate_intrinsics, validate_poses
 from egoworld.sim.hands import _as_hands
 from egoworld.sim.render import Rendering, render_state
-from egoworld.sim.state import SceneState
+from egoworld.sim.state import ESTIMATED_DEPTH_TRUNC_MULTIPLIER, SceneState
 
 HAND_IOU_MODES = ("box", "mask")
 
@@ -66,6 +72,7 @@ class UpdateReport:
     moved: dict[Any, np.ndarray]  # object id → rigid delta [4, 4] applied to its old pose (identity if new)
     skipped: dict[Any, str]  # object id → reason
     carved: dict[Any, int] = field(default_factory=dict)  # object id → static voxels cleared
+    truncation_voxels: float | None = None  # truncation of the static fusion, in voxels
 
 
 def _check_clip(clip: dict) -> dict:
@@ -96,6 +103,11 @@ def _check_clip(clip: dict) -> dict:
         hand_masks = np.asarray(hand_masks, dtype=bool)
         if hand_masks.shape != (T, H, W):
             raise ValueError(f"hand_masks have shape {list(hand_masks.shape)}; expected [{T}, {H}, {W}]")
+    ignore = clip.get("ignore_masks")
+    if ignore is not None:
+        ignore = np.asarray(ignore, dtype=bool)
+        if ignore.shape != (T, H, W):
+            raise ValueError(f"ignore_masks have shape {list(ignore.shape)}; expected [{T}, {H}, {W}]")
     hands = clip.get("hand_keypoints")
     if hands is not None:
         hands = _as_hands(hands)
@@ -109,6 +121,7 @@ def _check_clip(clip: dict) -> dict:
         "state_poses": state_poses,
         "object_masks": masks,
         "hand_masks": hand_masks,
+        "ignore_masks": ignore,
         "hand_keypoints": hands,
     }
 
@@ -358,6 +371,7 @@ def update_state(
     sor_std_ratio: float = 2.0,
     sor_voxel: float | None = None,
     trunc_voxel_multiplier: float | None = None,
+    estimated_depth: bool = False,
     max_frames: int = 4,
     return_report: bool = False,
 ) -> SceneState | tuple[SceneState, UpdateReport]:
@@ -369,6 +383,9 @@ def update_state(
             ``poses`` [T, 4, 4] camera-to-world of the clip's reconstruction; optional ``state_poses``
             [T, 4, 4] (the trajectory the state was rendered along; default ``poses``),
             ``object_masks`` {id: [T, H, W] bool}, ``hand_masks`` [T, H, W] bool,
+            ``ignore_masks`` [T, H, W] bool (pixels that are neither static scene nor an object,
+            e.g. where estimated depth shows something in front of the state that no mask explains:
+            not fused, not used for the alignment),
             ``hand_keypoints`` [T, 21, 3] / [T, 2, 21, 3] in the clip's world frame.
         object_ids: the interacted objects to move/fuse (each needs a mask in ``object_masks``).
         in_place: update `state` itself instead of a copy.
@@ -391,7 +408,10 @@ def update_state(
         sor_neighbors, sor_std_ratio: statistical outlier removal settings.
         sor_voxel: cell (metres) of the grid the outlier test runs on (default 2 voxels; 0 = every point).
         trunc_voxel_multiplier: truncation (voxels) of the static fusion; default the state's
-            (4, for ground-truth depth); 8 (``ESTIMATED_DEPTH_TRUNC_MULTIPLIER``) for estimated depth.
+            (4, for ground-truth depth), or with `estimated_depth` the larger of that and
+            ``ESTIMATED_DEPTH_TRUNC_MULTIPLIER`` (8).
+        estimated_depth: the clip's depth is estimated (monocular, aligned): fuse it with the wider
+            truncation unless `trunc_voxel_multiplier` says otherwise.
         max_frames: frames at which the state is rendered for the alignment and the carving.
         return_report: also return an :class:`UpdateReport`.
     """
@@ -408,7 +428,12 @@ def update_state(
     min_views = max(1, (final_window + 1) // 2) if min_views is None else max(1, int(min_views))
     cfg = state.config
     voxel = cfg.voxel_size
-    trunc = cfg.trunc_voxel_multiplier if trunc_voxel_multiplier is None else float(trunc_voxel_multiplier)
+    if trunc_voxel_multiplier is not None:
+        trunc = float(trunc_voxel_multiplier)
+    elif estimated_depth:
+        trunc = max(cfg.trunc_voxel_multiplier, ESTIMATED_DEPTH_TRUNC_MULTIPLIER)
+    else:
+        trunc = cfg.trunc_voxel_multiplier
     if not (np.isfinite(trunc) and 0 < trunc <= 64):
         raise ValueError(f"trunc_voxel_multiplier={trunc_voxel_multiplier!r}; expected in (0, 64] voxels")
     sor_voxel = 2 * voxel if sor_voxel is None else float(sor_voxel)
@@ -421,6 +446,8 @@ def update_state(
         dynamic |= m
     if c["hand_masks"] is not None:
         dynamic |= c["hand_masks"]
+    if c["ignore_masks"] is not None:
+        dynamic |= c["ignore_masks"]
     static = ~dynamic
 
     views = None  # the state (before the update) rendered along state_poses, objects included
@@ -435,7 +462,7 @@ def update_state(
         static_views = _state_views(state, c, max_frames, include_objects=False)
 
     out = state if in_place else state.copy()
-    report = UpdateReport(s, R, t, {}, {})
+    report = UpdateReport(s, R, t, {}, {}, truncation_voxels=trunc)
 
     for oid in object_ids:
         mask = c["object_masks"][oid]
