@@ -15,7 +15,11 @@ needs the weights, optimizer, LR scheduler, EMA and the step counter to continue
                                   written to `.tmp-step-N`, then renamed
       logs/                       TensorBoard scalars
       samples/step-00000020.mp4   validation rollouts (ground truth | prediction)
-      final/                      the trained world model (save_pretrained), EMA weights if enabled
+      final/                      the trained model (save_pretrained), EMA weights if enabled
+
+The same loop trains EgoSim's observation model when the config has an `observation:` section: the
+model, its data, which checkpoints it can resume and its validation sample come from
+`egoworld.sim.observe_trainer.ObservationTask` instead of `WorldModelTask`.
 
 On start, the trainer takes the lock, removes the temporary folders a killed run left behind, and
 resumes from the newest checkpoint whose manifest verifies and which loads; a checkpoint that fails
@@ -255,9 +259,12 @@ def train(cfg: TrainConfig) -> Path:
     """
     validate(cfg)
     if cfg.init_from and not Path(cfg.init_from).is_dir():
-        raise FileNotFoundError(
-            f"init_from={cfg.init_from} is not a folder; expected a world model written by save_pretrained"
+        expected = (
+            "a diffusers Wan 2.1 i2v / Fun-InP folder or an observation model folder"
+            if cfg.is_observation
+            else "a world model written by save_pretrained"
         )
+        raise FileNotFoundError(f"init_from={cfg.init_from} is not a folder; expected {expected}")
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
@@ -302,46 +309,88 @@ def train(cfg: TrainConfig) -> Path:
             os.close(lock["fd"])  # releases the flock
 
 
+class WorldModelTask:
+    """A world model's parts for the loop (`_train`): its checkpoints, data, model, validation.
+
+    The loop needs of a task: `newest_usable(run_dir, below)` (the checkpoint to resume),
+    `datasets(accelerator, resume)` -> (train, validation or None, sampler), `collate` and
+    `num_workers` for the DataLoader, `build()` -> (model, parameter groups) where
+    `model(batch, generator=g)` is the loss and `model.save_pretrained(folder)` writes it, and
+    `validate(model, dataset, out, seed)`. `egoworld.sim.observe_trainer.ObservationTask` is the other.
+    """
+
+    collate = staticmethod(collate)
+    newest_usable = staticmethod(newest_usable)
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.normalizer = None
+
+    @property
+    def num_workers(self) -> int:
+        return self.cfg.data.num_workers
+
+    def datasets(self, accelerator, resume: Path | None):
+        from egoworld.actions.normalization import ActionNormalizer
+        from egoworld.data.factory import build_datasets, fit_normalizer
+        from egoworld.data.mixture import MixtureDataset
+        from egoworld.model_init import check_model_source
+
+        cfg = self.cfg
+        # data and statistics (the statistics travel with the model)
+        if resume is not None:
+            self.normalizer = ActionNormalizer.load(resume / "model" / "normalization.json")
+        else:  # the weights' source is checked before any data is read
+            check_model_source(cfg.model, cfg.init_from, allow_random_init=cfg.allow_random_init)
+            with accelerator.main_process_first():
+                self.normalizer = fit_normalizer(cfg.data, cfg.model)
+        with accelerator.main_process_first():
+            train_ds, val_ds = build_datasets(cfg.data, cfg.model, self.normalizer)
+        if isinstance(train_ds, MixtureDataset):  # data.mixture: weighted draws, a function of (seed, epoch)
+            sampler = train_ds.sampler(cfg.seed)
+        else:
+            sampler = EpochPermutationSampler(len(train_ds), cfg.seed)
+        return train_ds, val_ds, sampler
+
+    def build(self) -> tuple[WorldModel, list[dict]]:
+        model = _build_model(self.cfg, self.normalizer)
+        if self.cfg.gradient_checkpointing:
+            model.denoiser.enable_gradient_checkpointing()
+        return model, param_groups(self.cfg, model)
+
+    @staticmethod
+    def validate(model: WorldModel, dataset, out: Path, seed: int) -> None:
+        _validate(model, dataset, out, seed)
+
+
+def _task(cfg: TrainConfig):
+    if cfg.is_observation:
+        from egoworld.sim.observe_trainer import ObservationTask
+
+        return ObservationTask(cfg)
+    return WorldModelTask(cfg)
+
+
 def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
-    from egoworld.actions.normalization import ActionNormalizer
-    from egoworld.data.factory import build_datasets, fit_normalizer
-    from egoworld.data.mixture import MixtureDataset
-    from egoworld.model_init import check_model_source
-
-    resume, problems = _everywhere(accelerator, lambda: newest_usable(run_dir))
-
-    # data and statistics (the statistics travel with the model)
-    if resume is not None:
-        normalizer = ActionNormalizer.load(resume / "model" / "normalization.json")
-    else:
-        check_model_source(cfg.model, cfg.init_from, allow_random_init=cfg.allow_random_init)  # before data
-        with accelerator.main_process_first():
-            normalizer = fit_normalizer(cfg.data, cfg.model)
-    with accelerator.main_process_first():
-        train_ds, val_ds = build_datasets(cfg.data, cfg.model, normalizer)
-    if isinstance(train_ds, MixtureDataset):  # data.mixture: weighted draws, a function of (seed, epoch)
-        sampler = train_ds.sampler(cfg.seed)
-    else:
-        sampler = EpochPermutationSampler(len(train_ds), cfg.seed)
+    task = _task(cfg)
+    resume, problems = _everywhere(accelerator, lambda: task.newest_usable(run_dir))
+    train_ds, val_ds, sampler = task.datasets(accelerator, resume)
     loader = DataLoader(
         train_ds,
         batch_size=cfg.batch_size,
         sampler=sampler,
-        collate_fn=collate,
-        num_workers=cfg.data.num_workers,
+        collate_fn=task.collate,
+        num_workers=task.num_workers,
         drop_last=True,
     )
     if len(loader) == 0:
         raise ValueError(f"{len(train_ds)} training clips < batch_size={cfg.batch_size}; lower batch_size")
 
-    model = _build_model(cfg, normalizer)
-    if cfg.gradient_checkpointing:
-        model.denoiser.enable_gradient_checkpointing()
-    groups = param_groups(cfg, model)
+    model, groups = task.build()
     optimizer = torch.optim.AdamW(
         groups, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay, eps=1e-8
     )
@@ -374,7 +423,9 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
         if _all_ranks_true(accelerator, loaded):
             logger.info("resuming %s at step %d", resume, step)
             break
-        resume, more = _everywhere(accelerator, lambda r=resume: newest_usable(run_dir, below=step_of(r)))
+        resume, more = _everywhere(
+            accelerator, lambda r=resume: task.newest_usable(run_dir, below=step_of(r))
+        )
         problems += more
     if resume is None and problems:
         raise EgoworldError(
@@ -433,7 +484,7 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
                     accelerator, unwrapped, ema, run_dir, step, epoch, batch_in_epoch, cfg.keep_checkpoints
                 )
             if cfg.validate_every and step % cfg.validate_every == 0 and accelerator.is_main_process:
-                _validate(
+                task.validate(
                     unwrapped, val_ds or train_ds, run_dir / "samples" / f"step-{step:08d}.mp4", cfg.seed
                 )
             if step >= cfg.max_steps:
@@ -458,9 +509,7 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
     return final
 
 
-def _save_checkpoint(
-    accelerator, model: WorldModel, ema, run_dir: Path, step, epoch, batch_in_epoch, keep: int
-) -> Path:
+def _save_checkpoint(accelerator, model, ema, run_dir: Path, step, epoch, batch_in_epoch, keep: int) -> Path:
     """Write a checkpoint atomically: everything into `.tmp-step-N`, the manifest last, then one rename."""
     ckpts = run_dir / "checkpoints"
     final = ckpts / f"step-{step:08d}"

@@ -1,9 +1,11 @@
 """Training configuration: dataclasses, YAML presets under `configs/`, and `--key=value` overrides.
 
 A YAML file has top-level training keys plus a `model:` section (a `WorldModelConfig`) and a
-`data:` section (a `DataConfig`). On the command line every field is overridable:
-`--max-steps 20`, `--lr-actions=1e-4`, `--model.family=wan`, `--data.path=/data/recon`, and the
-datasets of a mixture by index: `--data.mixture.1.weight=2` (or `--data.mixture[1].weight=2`).
+`data:` section (a `DataConfig`) — or, to train EgoSim's observation model instead of a world
+model, an `observation:` section (an `ObservationTrainConfig`) in their place. On the command
+line every field is overridable: `--max-steps 20`, `--lr-actions=1e-4`, `--model.family=wan`,
+`--data.path=/data/recon`, `--observation.data=/data/prep`, and the datasets of a mixture by
+index: `--data.mixture.1.weight=2` (or `--data.mixture[1].weight=2`).
 Unknown keys are refused with the closest known key suggested, and the whole config is checked
 (types, ranges) by `validate` before anything is imported or written. This module imports neither
 torch nor diffusers, so `egoworld train` reports a bad config at once.
@@ -34,6 +36,13 @@ LR_SCHEDULES = (
 MIXED_PRECISION = ("no", "bf16", "fp16")
 # `egoworld.actions.normalization.MODES` (a test checks that the two agree).
 NORMALIZATIONS = ("meanstd", "minmax")
+# `egoworld.sim.observe_config.PRESETS`, `egoworld.sim.render.METHODS` and
+# `egoworld.sim.inp_inputs.CLIP_PREPROCESS` (those modules import torch; a test checks that they agree).
+OBSERVATION_PRESETS = ("tiny", "tiny-pixel", "wan2.1-fun-1.3b-inp", "wan2.1-fun-14b-inp")
+OBSERVATION_SMALL_PRESETS = ("tiny", "tiny-pixel")
+RENDER_METHODS = ("splat", "raycast")
+CLIP_PREPROCESS = ("processor", "stretch")
+WEIGHTS_DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -110,6 +119,74 @@ class DataConfig(DatasetConfig):
 
 
 @dataclass
+class ObservationTrainConfig:
+    """`egoworld train` on EgoSim's observation model (the 52-channel Wan InP DiT, `egoworld.sim.observe`).
+
+    Set `preset` to train it: the run then has no `model:` / `data:` section, the whole DiT trains at
+    `lr_base` with the loss of `ObservationModel.loss` (rectified flow, the base model's own), and
+    the VAE, CLIP and T5 stay frozen (the prompt is embedded once). `init_from` is a diffusers Wan
+    2.1 i2v / Fun-InP folder (`egoworld sim convert-inp` makes one from the original release),
+    widened to 52 channels by `ObservationModel.from_inp`, or an observation model folder; without
+    it, `preset` is built with random weights (real-size presets only with `allow_random_init`).
+
+    Args:
+        preset: `egoworld.sim.observe_config.PRESETS` name ("tiny", "tiny-pixel",
+            "wan2.1-fun-1.3b-inp", "wan2.1-fun-14b-inp"); null: not an observation run (the default).
+        data: the training clips: a `egoworld sim prepare` folder (its clip shape must be the
+            model's) or a folder of synthetic tabletop episodes (`egoworld worlds generate --task
+            tabletop`), cut into clips when the run starts.
+        val_clips: the last N clips are held out; validation samples (`validate_every`) use the first
+            of them (0: the first training clip).
+        clip_stride: tabletop episodes only: frames between the starts of consecutive clips.
+        voxel_size: tabletop episodes only: TSDF voxel of the clips' states, metres (null: the
+            episodes' default, `egoworld.sim.state.EPISODE_VOXEL_SIZE`).
+        render: tabletop episodes only: the renderer of the scene videos, "splat" or "raycast".
+        num_frames, height, width: the clip shape (null: the preset's; the paper: 61 at 480 x 832).
+        use_scene, use_mask, condition_first_frame, action_dropout, clip_preprocess, prompt: the
+            `ObservationConfig` fields of the same names (ablations, CFG dropout, CLIP input, prompt).
+        text_encoder: folder of the T5/UMT5 encoder + tokenizer when it is not in `init_from` (or, for
+            a randomly initialised model, to embed `prompt`).
+        image_encoder: folder of the CLIP `image_encoder/` (+ `image_processor/`) if not in `init_from`.
+        prompt_cache: folder that caches the prompt embedding, so T5 is loaded once for all processes
+            and restarts (recommended with UMT5-XXL).
+        weights_dtype: dtype the DiT is loaded and trained in: "float32" (master weights; use
+            `mixed_precision: bf16` for bf16 compute) or "bfloat16" / "float16" (pure low precision).
+        num_workers: DataLoader workers reading the clips.
+    """
+
+    preset: str | None = None
+    data: str = ""
+    val_clips: int = 0
+    clip_stride: int = 2
+    voxel_size: float | None = None
+    render: str = "splat"
+    num_frames: int | None = None
+    height: int | None = None
+    width: int | None = None
+    use_scene: bool = True
+    use_mask: bool = True
+    condition_first_frame: bool = True
+    action_dropout: float = 0.0
+    clip_preprocess: str = "processor"
+    prompt: str = ""
+    text_encoder: str | None = None
+    image_encoder: str | None = None
+    prompt_cache: str | None = None
+    weights_dtype: str = "float32"
+    num_workers: int = 0
+
+    def overrides(self) -> dict[str, Any]:
+        """The `ObservationConfig` fields this section sets (the clip shape only where given)."""
+        out = {
+            k: getattr(self, k)
+            for k in ("use_scene", "use_mask", "condition_first_frame", "action_dropout", "clip_preprocess")
+        }
+        out["prompt"] = self.prompt
+        out.update({k: getattr(self, k) for k in ("num_frames", "height", "width") if getattr(self, k)})
+        return out
+
+
+@dataclass
 class TrainConfig:
     """One training run.
 
@@ -132,7 +209,8 @@ class TrainConfig:
         init_from: where the weights come from: a diffusers pipeline folder (model_index.json, e.g.
             the published SVD-XT / Cosmos-Predict2 / Wan 2.1 weights) or a world-model folder
             (`save_pretrained`); `model:` fields that define the network must agree with it, the
-            rest is honoured (see `egoworld.model_init`). None: random weights.
+            rest is honoured (see `egoworld.model_init`). None: random weights. For an observation
+            run: a diffusers Wan 2.1 i2v / Fun-InP folder or an observation model folder.
         allow_random_init: train a real-size preset (anything but tiny/small) from random weights.
         compile: "" (off) or a `torch.compile` backend ("inductor", ...) for the base denoiser.
     """
@@ -163,16 +241,27 @@ class TrainConfig:
     compile: str = ""
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    observation: ObservationTrainConfig = field(default_factory=ObservationTrainConfig)
+
+    @property
+    def is_observation(self) -> bool:
+        """True when the run trains EgoSim's observation model (`observation.preset` is set)."""
+        return self.observation.preset is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The resolved config: the `model:` and `data:` sections of a world-model run, or the
+        `observation:` section of an observation run (never the unused ones)."""
+        out = dataclasses.asdict(self)
+        for key in ("model", "data") if self.is_observation else ("observation",):
+            out.pop(key)
+        return out
 
     def validate(self) -> None:
         """Raise ValueError on the first field of the wrong type or out of range (see `validate`)."""
         validate(self)
 
 
-_SECTIONS = {"model": WorldModelConfig, "data": DataConfig}
+_SECTIONS = {"model": WorldModelConfig, "data": DataConfig, "observation": ObservationTrainConfig}
 # Fields that may differ when a run is resumed (extending a run, moving it).
 RESUMABLE_DIFFERENCES = {"max_steps", "run_dir", "validate_every", "log_every", "checkpoint_every"}
 
@@ -337,8 +426,67 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"mixed_precision={cfg.mixed_precision!r}; expected one of {MIXED_PRECISION}")
     if cfg.init_from is not None and not cfg.init_from:
         raise ValueError("init_from is empty; expected a world-model folder or null")
+    if cfg.is_observation:
+        _validate_observation_run(cfg)
+        return
+    why = "unless observation.preset is set (to train EgoSim's observation model)"
+    _validate_unused(cfg.observation, ObservationTrainConfig(), "observation.", why)
     cfg.model.validate(prefix="model.")
     _validate_data(cfg.data)
+
+
+def _validate_unused(section: Any, default: Any, p: str, why: str) -> None:
+    """ValueError naming the first field of `section` that differs from `default` (it would be ignored)."""
+    for f in dataclasses.fields(section):
+        if getattr(section, f.name) != getattr(default, f.name):
+            raise ValueError(f"{p}{f.name}={getattr(section, f.name)!r} is not used {why}; remove it")
+
+
+def _validate_observation_run(cfg: TrainConfig) -> None:
+    """An observation run: the `observation:` section, and nothing set that only world models use."""
+    o, p = cfg.observation, "observation."
+    check_types(o, p)
+    if o.preset not in OBSERVATION_PRESETS:
+        raise ValueError(f"{p}preset={o.preset!r} is not known; expected one of {OBSERVATION_PRESETS}")
+    if not o.data:
+        raise ValueError(
+            f"{p}data is empty; expected a `egoworld sim prepare` folder or a folder of tabletop episodes"
+        )
+    why = "by an observation run (observation.preset sets the network, observation.data the clips)"
+    _validate_unused(cfg.model, WorldModelConfig(), "model.", why)
+    _validate_unused(cfg.data, DataConfig(), "data.", why)
+    if cfg.freeze_base:
+        raise ValueError("freeze_base=true: an observation run trains the whole DiT; expected false")
+    if cfg.lr_actions != TrainConfig.lr_actions:
+        raise ValueError(
+            f"lr_actions={cfg.lr_actions!r} is not used by an observation run (the whole DiT trains at "
+            "lr_base); remove it"
+        )
+    if o.num_frames is not None and (o.num_frames < 5 or (o.num_frames - 1) % 4):
+        raise ValueError(f"{p}num_frames={o.num_frames}; expected 4k + 1 >= 5 (the Wan latent layout)")
+    for name in ("height", "width"):
+        v = getattr(o, name)
+        if v is not None and (v < 16 or v % 16):
+            raise ValueError(f"{p}{name}={v}; expected a positive multiple of 16 (VAE 8x, DiT patches 2x)")
+    if o.num_workers < 0:
+        raise ValueError(f"{p}num_workers={o.num_workers}; expected an integer >= 0")
+    if o.val_clips < 0:
+        raise ValueError(f"{p}val_clips={o.val_clips}; expected an integer >= 0")
+    if o.clip_stride < 1:
+        raise ValueError(f"{p}clip_stride={o.clip_stride}; expected a positive integer")
+    if o.voxel_size is not None:
+        check_range(p, "voxel_size", o.voxel_size, low=0, high=1, low_open=True)
+    check_range(p, "action_dropout", o.action_dropout, low=0, high=1, high_open=True)
+    for name, allowed in (
+        ("render", RENDER_METHODS),
+        ("clip_preprocess", CLIP_PREPROCESS),
+        ("weights_dtype", WEIGHTS_DTYPES),
+    ):
+        if getattr(o, name) not in allowed:
+            raise ValueError(f"{p}{name}={getattr(o, name)!r} is not known; expected one of {allowed}")
+    for name in ("text_encoder", "image_encoder", "prompt_cache"):
+        if getattr(o, name) == "":
+            raise ValueError(f"{p}{name} is empty; expected a folder or null")
 
 
 def _validate_dataset(d: DatasetConfig, p: str) -> None:

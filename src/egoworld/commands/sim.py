@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -90,7 +91,20 @@ def register(subparsers) -> None:
         help="sampling steps (default: the model's, 50)",
     )
     p.add_argument("--seed", type=int_in(0, 2**63 - 1), default=0, help="sampling seed (default 0)")
-    p.add_argument("--render", default="raycast", choices=["raycast", "splat"], help="renderer Π")
+    p.add_argument(
+        "--render",
+        default=None,
+        choices=["raycast", "splat"],
+        help="renderer Π (default: the one the model was trained with, else raycast)",
+    )
+    p.add_argument(
+        "--trunc",
+        type=float_in(0.0, 64.0, lo_open=True),
+        default=None,
+        metavar="VOXELS",
+        help="TSDF truncation of the state update, in voxels (default: the model's training "
+        "truncation, else the state's; at least 8 for estimated depth)",
+    )
     p.add_argument(
         "--fov",
         type=float_in(0.0, 180.0, lo_open=True, hi_open=True),
@@ -166,6 +180,7 @@ def register(subparsers) -> None:
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.set_defaults(func=run_train)
     _register_prepare(sub, voxel_help)
+    _register_convert_inp(sub)
 
 
 PREPARE_DESCRIPTION = (
@@ -444,9 +459,12 @@ def run(args: argparse.Namespace) -> int:
         K,
         backend=backend,
         render_method=args.render,
+        trunc_voxel_multiplier=args.trunc,
         num_inference_steps=args.steps,
         seed=args.seed,
     )
+    for note in sim.settings.notes:  # one line per departure from how the model was trained
+        print(f"note: {note}", file=sys.stderr)
     sim.reset(state, acts["observation"])
 
     t0 = time.perf_counter()
@@ -460,6 +478,11 @@ def run(args: argparse.Namespace) -> int:
         if video.shape[1] % 2 == 0 and video.shape[2] % 2 == 0:
             write_mp4(tmp / "video.mp4", video, fps=c.fps)
         summary = {"clips": clips, "frames": int(len(video)), "seconds": elapsed, "per_clip": []}
+        summary["settings"] = {
+            "render": sim.settings.render,
+            "truncation_voxels": sim.settings.truncation(False),
+            "estimated_truncation_voxels": sim.settings.truncation(True),
+        }
         for k, rec in enumerate(sim.history):
             np.save(tmp / f"scene_render_{k + 1:02d}.npy", rec.rendering.video)
             summary["per_clip"].append(
@@ -570,6 +593,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     from egoworld.sim.loop import TabletopEpisode, observation_clip
     from egoworld.sim.observe import ObservationModel, encode_clips, train_observation_model
+    from egoworld.sim.observe_config import TrainingSettings
     from egoworld.sim.state import StateConfig
 
     model = ObservationModel.build(args.preset, use_scene=not args.no_scene, use_mask=not args.no_mask)
@@ -577,10 +601,22 @@ def run_train(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     clips = []
-    if not folders:  # prepared clips (`egoworld sim prepare`)
-        from egoworld.sim.prepared import load_training_clips
+    state_config = StateConfig(voxel_size=args.voxel)
+    # what the training states are made with, saved with the model for `egoworld sim` (one set of settings)
+    c.training = TrainingSettings(
+        render=args.train_render,
+        voxel_size=state_config.voxel_size,
+        trunc_voxel_multiplier=state_config.trunc_voxel_multiplier,
+        depth_max=state_config.depth_max,
+        fuse_frames=1,
+        depth="ground truth",
+        data="tabletop episodes",
+    )
+    if not folders:  # prepared clips (`egoworld sim prepare`): their manifest says how they were made
+        from egoworld.sim.prepared import load_training_clips, read_manifest
 
         clips = load_training_clips(args.data, c.num_frames, c.height, c.width)
+        c.training = TrainingSettings.from_prepared(read_manifest(args.data))
     for f in tqdm(folders, desc="preparing clips", unit="episode", disable=args.no_progress):
         ep = TabletopEpisode.load(f)
         if ep.rgb.shape[1:3] != (c.height, c.width):
@@ -594,7 +630,7 @@ def run_train(args: argparse.Namespace) -> int:
                     ep,
                     start,
                     c.num_frames,
-                    config=StateConfig(voxel_size=args.voxel),
+                    config=state_config,
                     render_method=args.train_render,
                 )
             )
@@ -713,4 +749,87 @@ def run_prepare(args: argparse.Namespace) -> int:
         f"wrote {len(meta['clips'])} clips of {meta['frames']} frames at {meta['height']}x{meta['width']} "
         f"from {meta['episodes']} episodes in {len(meta['shards'])} shards to {args.prepare_out}{skipped}"
     )
+    return 0
+
+
+# --------------------------------------------------------------------------- convert-inp
+
+
+CONVERT_DESCRIPTION = (
+    "Convert a Wan 2.1 Fun-InP (or Wan 2.1 i2v) transformer from the original Wan / VideoX-Fun release "
+    "layout (SRC/config.json with dim, in_dim, num_heads, ... and diffusion_pytorch_model.safetensors with "
+    "the original key names) into the diffusers layout (DST/transformer/) that ObservationModel.from_inp "
+    "loads. --components links the VAE, UMT5, tokenizer, CLIP and scheduler of a diffusers Wan 2.1 i2v "
+    "folder beside it. Weights are read from safetensors; a .bin/.pt/.pth only if torch.load(weights_only="
+    "True) accepts it. See docs/egosim.md."
+)
+CONVERT_EXAMPLES = """
+egoworld sim convert-inp Wan2.1-Fun-14B-InP --out Wan2.1-Fun-14B-InP-diffusers \\
+    --components Wan2.1-I2V-14B-480P-Diffusers
+egoworld sim convert-inp Wan2.1-Fun-1.3B-InP --out fun13-diffusers --dtype bfloat16
+"""
+
+
+def _register_convert_inp(sub) -> None:
+    """`sim convert-inp`: original Wan / VideoX-Fun transformer weights -> the diffusers layout."""
+    c = add_command(
+        sub,
+        "convert-inp",
+        help="original Wan2.1-Fun-InP release layout -> diffusers layout",
+        description=CONVERT_DESCRIPTION,
+        examples=CONVERT_EXAMPLES,
+    )
+    c.add_argument("convert_src", metavar="SRC", type=Path, help="original checkpoint folder")
+    c.add_argument(
+        "--out",
+        dest="convert_out",
+        metavar="DST",
+        type=Path,
+        required=True,
+        help="output folder (new, empty or an earlier convert-inp output; replaced when complete)",
+    )
+    c.add_argument(
+        "--components",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="a diffusers Wan 2.1 i2v folder: its vae/, text_encoder/, tokenizer/, image_encoder/ are linked",
+    )
+    c.add_argument(
+        "--dtype",
+        dest="convert_dtype",
+        default=None,
+        choices=["float32", "bfloat16", "float16"],
+        help="cast the weights (default: keep the stored dtypes)",
+    )
+    c.set_defaults(func=run_convert_inp)
+
+
+def check_convert_request(args: argparse.Namespace) -> None:
+    """Every check of `sim convert-inp` that needs no torch (and writes nothing)."""
+    from egoworld.io_utils import check_outputs_distinct, check_replaceable
+    from egoworld.sim.convert_inp import MARKER, check_components, read_original_config
+
+    check_replaceable(args.convert_out, MARKER)
+    check_outputs_distinct(
+        {"--out": args.convert_out},
+        {"SRC": args.convert_src, "--components": args.components},
+        replaced_folders=["--out"],
+    )
+    if args.components is not None:
+        check_components(args.components)
+    _need(args.convert_src, "SRC", "folder", "an original Wan / VideoX-Fun checkpoint folder")
+    read_original_config(args.convert_src)
+
+
+def run_convert_inp(args: argparse.Namespace) -> int:
+    check_convert_request(args)  # before torch or any output
+
+    import torch
+
+    from egoworld.sim.convert_inp import convert_inp
+
+    dtype = None if args.convert_dtype is None else getattr(torch, args.convert_dtype)
+    out = convert_inp(args.convert_src, args.convert_out, components=args.components, torch_dtype=dtype)
+    print(f"wrote the diffusers transformer{' and components' if args.components else ''} to {out}")
     return 0
