@@ -94,8 +94,20 @@ def step_of(folder: Path) -> int:
     return int(CKPT_RE.match(folder.name).group(1))
 
 
-def newest_usable(run_dir: Path, below: int | None = None) -> tuple[Path | None, list[str]]:
-    """(the newest checkpoint under step `below` that verifies, the problems of newer ones)."""
+def _world_model_readable(model_dir: Path) -> None:
+    from egoworld.actions.normalization import ActionNormalizer
+
+    ActionNormalizer.load(model_dir / "normalization.json")
+
+
+def newest_usable(
+    run_dir: Path, below: int | None = None, check_model=_world_model_readable
+) -> tuple[Path | None, list[str]]:
+    """(the newest checkpoint under step `below` that verifies, the problems of newer ones).
+
+    `check_model(folder / "model")` raises when the saved model's own files cannot be read (default:
+    a world model's `normalization.json`).
+    """
     problems = []
     for folder in reversed(checkpoint_folders(run_dir)):
         if below is not None and step_of(folder) >= below:
@@ -104,9 +116,7 @@ def newest_usable(run_dir: Path, below: int | None = None) -> tuple[Path | None,
         if problem is None:
             try:
                 read_trainer_state(folder)
-                from egoworld.actions.normalization import ActionNormalizer
-
-                ActionNormalizer.load(folder / "model" / "normalization.json")
+                check_model(folder / "model")
             except Exception as err:  # noqa: BLE001 - any unreadable part makes the checkpoint unusable
                 problem = f"unreadable ({type(err).__name__}: {_first_line(err)})"
         if problem is None:

@@ -26,15 +26,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from egoworld.checkpoints import (
-    _first_line,
-    checkpoint_folders,
-    read_trainer_state,
-    step_of,
-    verify_checkpoint,
-)
+from egoworld.checkpoints import _first_line
+from egoworld.checkpoints import newest_usable as checkpoints_newest_usable
 from egoworld.sim.observe_train import batch_from_clips, to_uint8_video
-from egoworld.sim.prepared import CLIP_KEYS, MANIFEST, load_shard, read_manifest
+from egoworld.sim.prepared import CLIP_KEYS, MANIFEST, check_clip_shape, load_shard, read_manifest
 
 if TYPE_CHECKING:
     from egoworld.sim.observe import ObservationConfig, ObservationModel
@@ -59,13 +54,7 @@ class PreparedClips(Dataset):
     def __init__(self, folder: str | Path, frames: int, height: int, width: int):
         self.folder = Path(folder)
         meta = read_manifest(self.folder)
-        have = tuple(int(meta.get(k, -1)) for k in ("frames", "height", "width"))
-        if have != (frames, height, width):
-            raise ValueError(
-                f"{self.folder} holds clips of {have[0]} frames at {have[1]}x{have[2]}; the model needs "
-                f"{frames} frames at {height}x{width} (run `egoworld sim prepare --frames {frames} --size "
-                f"{height} {width}`, or set observation.num_frames / height / width)"
-            )
+        check_clip_shape(self.folder, meta, frames, height, width)
         self.index: list[tuple[str, int]] = []
         for shard in meta.get("shards", []):
             name = str(shard["file"])
@@ -362,25 +351,13 @@ class ObservationTask:
 # checkpoints and validation --------------------------------------------------------------------------
 
 
+def _observation_model_readable(model_dir: Path) -> None:
+    json.loads((model_dir / OBSERVATION_CONFIG).read_text())
+
+
 def newest_usable(run_dir: Path, below: int | None = None) -> tuple[Path | None, list[str]]:
-    """(the newest checkpoint under step `below` that verifies and holds an observation model, the
-    problems of newer ones) — `egoworld.checkpoints.newest_usable` for observation runs."""
-    problems = []
-    for folder in reversed(checkpoint_folders(run_dir)):
-        if below is not None and step_of(folder) >= below:
-            continue
-        problem = verify_checkpoint(folder)
-        if problem is None:
-            try:
-                read_trainer_state(folder)
-                json.loads((folder / "model" / OBSERVATION_CONFIG).read_text())
-            except Exception as err:  # noqa: BLE001 - any unreadable part makes the checkpoint unusable
-                problem = f"unreadable ({type(err).__name__}: {_first_line(err)})"
-        if problem is None:
-            return folder, problems
-        logger.warning("skipping checkpoint %s: %s; trying the previous one", folder, problem)
-        problems.append(f"{folder.name}: {problem}")
-    return None, problems
+    """`egoworld.checkpoints.newest_usable` for observation runs (the model is an observation model)."""
+    return checkpoints_newest_usable(run_dir, below, check_model=_observation_model_readable)
 
 
 @torch.no_grad()

@@ -194,16 +194,20 @@ def write_manifest(folder: Path, meta: dict[str, Any]) -> None:
     (Path(folder) / MANIFEST).write_text(json.dumps(meta, indent=1) + "\n")
 
 
+def check_clip_shape(folder: str | Path, meta: dict[str, Any], frames: int, height: int, width: int) -> None:
+    """ValueError unless the prepared folder's clips (its manifest `meta`) have the model's shape."""
+    have = tuple(int(meta.get(k, -1)) for k in ("frames", "height", "width"))
+    if have != (frames, height, width):
+        raise ValueError(
+            f"{folder} holds clips of {have[0]} frames at {have[1]}x{have[2]}; the model needs {frames} "
+            f"frames at {height}x{width} "
+            f"(run `egoworld sim prepare --frames {frames} --size {height} {width}`)"
+        )
+
+
 def load_training_clips(
     folder: str | Path, frames: int, height: int, width: int
 ) -> list[dict[str, np.ndarray]]:
     """`load_clips` for a model of clip length `frames` at `height` x `width`; a mismatch is a ValueError."""
-    meta = read_manifest(folder)
-    have = tuple(int(meta.get(k, -1)) for k in ("frames", "height", "width"))
-    if have != (frames, height, width):
-        raise ValueError(
-            f"{folder} holds clips of {have[0]} frames at {have[1]}x{have[2]}; "
-            f"the model needs {frames} frames "
-            f"at {height}x{width} (run `egoworld sim prepare --frames {frames} --size {height} {width}`)"
-        )
+    check_clip_shape(folder, read_manifest(folder), frames, height, width)
     return load_clips(folder)
