@@ -59,7 +59,8 @@ class DatasetConfig:
             trajectory. The test split is never trained on unless asked for.
         dataset_name: NWM dataset key (spacing lookup), default the folder name; in a mixture also the
             dataset's name in the model's statistics table (`egoworld rollout --dataset NAME`).
-        stride, frame_step: window stride and frame-rate subsampling (see `data.clip.WindowSpec`).
+        stride, frame_step: window stride and frame-rate subsampling (see `data.clip.WindowSpec`); for
+            1X shards frame_step 1 keeps the paper's 5 fps (every 6th raw frame), > 1 sets the step.
         episodes, frames_per_episode, seed: size of a generated synthetic dataset; `seed` also fixes
             which clips are held out for validation.
         image_key, action_key, state_key: LeRobot only: the camera (a video or image feature; None: the first

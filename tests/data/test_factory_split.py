@@ -89,3 +89,12 @@ def test_data_check_refuses_what_the_loader_refuses(tmp_path):
     assert any("no column 'observation.images.front'" in r for r in problems), problems
     with pytest.raises(ValueError, match="no column 'observation.images.front'"):
         LeRobotDataset(root)
+
+
+def test_onex_frame_step_is_honoured(onex_root):
+    paper = _open(DataConfig(format="onex", path=str(onex_root)), MODEL, None)
+    assert paper.hz / paper.spec.frame_step == 5.0  # default: the paper's 5 fps
+    stepped = _open(DataConfig(format="onex", path=str(onex_root), frame_step=3), MODEL, None)
+    assert stepped.spec.frame_step == 3 and stepped.fps == paper.hz / 3
+    clip = stepped[0]
+    assert clip["actions"].shape[0] == MODEL.num_frames

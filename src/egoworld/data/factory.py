@@ -91,7 +91,9 @@ def _open(data_cfg, model_cfg, normalizer: ActionNormalizer | None):
             path, frame_step=data_cfg.frame_step, action_dim=model_cfg.action_dim, **windows
         )
     if fmt == "onex":
-        return OneXDataset(path, normalizer=normalizer, **windows)
+        # data.frame_step > 1 sets the raw-frame step; 1 (the default) keeps the paper's 5 fps
+        fps = None if data_cfg.frame_step == 1 else OneXDataset.fps_for_step(path, data_cfg.frame_step)
+        return OneXDataset(path, normalizer=normalizer, **({} if fps is None else {"fps": fps}), **windows)
     return LeRobotDataset(
         path,
         image_key=data_cfg.image_key,

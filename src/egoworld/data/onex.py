@@ -131,6 +131,13 @@ class OneXDataset(Dataset):
         output: "tensors" (see `Clip.to_tensors`) or "clip".
     """
 
+    @staticmethod
+    def fps_for_step(root: str | Path, frame_step: int) -> float:
+        """The target fps that takes every `frame_step`-th raw frame of the dataset at `root`."""
+        if frame_step < 1:
+            raise ValueError(f"frame_step={frame_step}; expected an integer >= 1")
+        return dataset_hz(Path(root)) / frame_step
+
     def __init__(
         self,
         root: str | Path,
@@ -144,7 +151,7 @@ class OneXDataset(Dataset):
         output: str = "tensors",
     ):
         self.root = Path(root)
-        self.dataset_name = "1x"
+        self.dataset_name = "1x"  # fps: a float divides the recording rate (see `fps_for_step`)
         if not self.root.is_dir():
             raise FileNotFoundError(f"1X dataset folder not found: {self.root}")
         if output not in ("tensors", "clip"):
