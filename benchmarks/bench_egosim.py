@@ -15,6 +15,13 @@
    reconstruction backend) for 2 clips (17 frames). "single clip" scores frames 1–8 of clip 1,
    "continuous" frames 1–16 of both clips. Frame 0 (the given observation) is not scored.
 
+With `--camera orbit` the episodes' head camera walks around the table and looks away and back
+(`egoworld.worlds.tabletop.orbit_head`), and a training window starting at frame s > 0 gets the
+state fused from frames 0 and s (`memory_clip`): as in the closed loop, where clip 2's state holds
+what frame 0 and clip 1 saw, the render then carries what the window's first frame lacks. Every
+variant reports a t-based 95 % confidence interval over held-out episodes, and each ablation the
+paired difference to the full model (per episode, same episodes) with its interval.
+
 Metrics: PSNR / SSIM at 224×224 (`egoworld.metrics.pixel`); LPIPS only with `--alexnet FILE`;
 Cam ERR = ATE RMSE (mm, after Sim(3) alignment) of the camera path that Open3D RGB-D odometry
 (photometric term only) recovers from the *generated* frames paired with the ground-truth depth,
@@ -42,8 +49,10 @@ from egoworld.sim.loop import (
     EgoSim,
     GroundTruthBackend,
     TabletopEpisode,
+    action_video,
     episode_state,
     observation_clip,
+    state_from_frames,
 )
 from egoworld.sim.observe import ObservationModel, encode_clips, train_observation_model
 from egoworld.sim.render import render_state
@@ -56,11 +65,49 @@ RENDER = "splat"  # fewer holes than ray casting in a state fused from one spars
 VARIANTS = {"full": {}, "w/o scene render": {"use_scene": False}, "w/o mask": {"use_mask": False}}
 
 
-def episodes(root: Path, n: int, seed: int, size: int, frames: int) -> list[TabletopEpisode]:
-    generate(
-        WorldSpec(task="tabletop", episodes=n, frames=frames, size=size, seed=seed), root, progress=False
-    )
+def episodes(
+    root: Path, n: int, seed: int, size: int, frames: int, camera: str = "still"
+) -> list[TabletopEpisode]:
+    options = {} if camera == "still" else {"camera": camera}
+    spec = WorldSpec(task="tabletop", episodes=n, frames=frames, size=size, seed=seed, options=options)
+    generate(spec, root, progress=False)
     return [TabletopEpisode.load(p) for p in sorted(root.glob("episode_*"))]
+
+
+def memory_clip(ep: TabletopEpisode, start: int, frames: int) -> dict[str, np.ndarray]:
+    """A training example whose state is fused from frames 0 and `start` (ground-truth depth, the
+    effector left out), rendered along the window's cameras: `target`, `scene`, `skeleton` uint8
+    [T,H,W,3], `mask` bool [T,H,W] as `observation_clip`."""
+    if start == 0:
+        return observation_clip(ep, 0, frames, config=STATE, render_method=RENDER)
+    idx, sl = [0, start], slice(start, start + frames)
+    state = state_from_frames(
+        ep.rgb[idx],
+        ep.depth[idx],
+        ep.instances[idx],
+        ep.K,
+        ep.cam_to_world[idx],
+        object_ids=ep.movable_ids,
+        ignore_ids=[ep.effector_id],
+        config=STATE,
+    )
+    H, W = ep.rgb.shape[1:3]
+    poses = ep.cam_to_world[sl]
+    r = render_state(state, ep.K, poses, H, W, method=RENDER)
+    skeleton = action_video(ep.action(sl), ep.K, poses, H, W)
+    return {"target": ep.rgb[sl], "scene": r.video, "mask": r.mask, "skeleton": skeleton}
+
+
+def interval(values, confidence: float = 0.95) -> dict:
+    """Mean and t-based `confidence` interval (half-width) of per-episode values [N]."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]  # Cam ERR is NaN where the odometry lost track
+    if len(v) < 2:
+        return {"mean": float(v.mean()) if len(v) else float("nan"), "ci95": float("nan"), "n": len(v)}
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return {"mean": float(v.mean()), "ci95": half, "n": len(v)}
 
 
 def scores(pred: np.ndarray, ep: TabletopEpisode, n: int, lpips=None, depth_model=None) -> dict:
@@ -74,10 +121,20 @@ def scores(pred: np.ndarray, ep: TabletopEpisode, n: int, lpips=None, depth_mode
         out["lpips"] = float(np.mean(lpips(pred[1:n], gt[1:n])))
     if depth_model is not None:
         out["depth_err"] = 100 * depth_errors(depth_model(pred[1:n]), depth_model(gt[1:n]))["abs_rel"]
-    odo = Open3DOdometry(method="color", depth_max=3.0)
-    est = odo(pred[:n], ep.depth[:n], ep.K)
-    out["cam_err_mm"] = 1000 * camera_errors(est, ep.cam_to_world[:n])["ate_rmse"]
+    out["cam_err_mm"] = cam_err_mm(pred[:n], ep, n)
     return out
+
+
+def cam_err_mm(frames: np.ndarray, ep: TabletopEpisode, n: int) -> float:
+    """ATE RMSE (mm) of the odometry path from `frames` [n,H,W,3]; NaN where the odometry lost
+    track (non-finite poses: frames that look at a bare wall or floor, as the orbit camera does)."""
+    est = Open3DOdometry(method="color", depth_max=3.0)(frames, ep.depth[:n], ep.K)
+    if not np.isfinite(est).all():
+        return float("nan")
+    try:
+        return 1000 * camera_errors(est, ep.cam_to_world[:n])["ate_rmse"]
+    except np.linalg.LinAlgError:
+        return float("nan")
 
 
 def state_depth_err(state, ep: TabletopEpisode, frame: int) -> float:
@@ -116,8 +173,26 @@ def evaluate(model: ObservationModel, test: list[TabletopEpisode], steps: int, *
         rows["single clip"].append(single)
         rows["continuous"].append(cont)
         states.append((s0, s1, sim.state, video))
-    mean = {k: {m: float(np.mean([r[m] for r in v])) for m in v[0]} for k, v in rows.items()}
-    return {"mean": mean, "per_episode": rows, "states": states}
+    mean = {k: {m: float(np.nanmean([r[m] for r in v])) for m in v[0]} for k, v in rows.items()}
+    ci = {k: {m: interval([r[m] for r in v]) for m in v[0]} for k, v in rows.items()}
+    return {"mean": mean, "ci": ci, "per_episode": rows, "states": states}
+
+
+def paired(results: dict) -> dict:
+    """Per setting and metric: (ablation − full) per episode, mean and 95 % interval."""
+    full = results["variants"].get("full")
+    out = {}
+    for name, v in results["variants"].items():
+        if name == "full" or full is None:
+            continue
+        out[name] = {
+            setting: {
+                m: interval([a[m] - b[m] for a, b in zip(rows, full["per_episode"][setting])])
+                for m in rows[0]
+            }
+            for setting, rows in v["per_episode"].items()
+        }
+    return out
 
 
 def render_only(test: list[TabletopEpisode], T: int, **metric_kw) -> dict:
@@ -129,16 +204,12 @@ def render_only(test: list[TabletopEpisode], T: int, **metric_kw) -> dict:
         pred = r.video.copy()
         pred[0] = ep.rgb[0]
         rows.append(scores(pred, ep, T, **metric_kw))
-    return {m: float(np.mean([r[m] for r in rows])) for m in rows[0]}
+    return {m: interval([r[m] for r in rows]) for m in rows[0]}
 
 
-def gt_floor(test: list[TabletopEpisode], T: int) -> float:
+def gt_floor(test: list[TabletopEpisode], T: int) -> dict:
     """Cam ERR of the odometry on the ground-truth frames themselves (the estimator's own error)."""
-    odo = Open3DOdometry(method="color", depth_max=3.0)
-    errs = [
-        camera_errors(odo(ep.rgb[:T], ep.depth[:T], ep.K), ep.cam_to_world[:T])["ate_rmse"] for ep in test
-    ]
-    return 1000 * float(np.mean(errs))
+    return interval([cam_err_mm(ep.rgb[:T], ep, T) for ep in test])
 
 
 def picture(path: Path, states, ep: TabletopEpisode, scale: int = 4) -> None:
@@ -176,6 +247,7 @@ def main() -> None:
     p.add_argument("--train", type=int, default=64, help="training episodes")
     p.add_argument("--test", type=int, default=8, help="held-out episodes")
     p.add_argument("--size", type=int, default=32)
+    p.add_argument("--camera", default="still", choices=("still", "orbit"), help="tabletop head camera")
     p.add_argument("--budget", type=float, default=600.0, help="max training seconds per variant")
     p.add_argument("--steps", type=int, default=200, help="training steps per variant")
     p.add_argument("--batch", type=int, default=16)
@@ -206,15 +278,17 @@ def main() -> None:
         logger.info("Depth ERR (Depth Anything) skipped: no --depth-model; reporting the state depth error")
 
     t0 = time.perf_counter()
-    train = episodes(args.out / "train", args.train, 0, args.size, 17)
-    test = episodes(args.out / "test", args.test, 1000, args.size, 17)
+    train = episodes(args.out / "train", args.train, 0, args.size, 17, args.camera)
+    test = episodes(args.out / "test", args.test, 1000, args.size, 17, args.camera)
     cache = args.out / "train_clips.npz"  # training examples are a pure function of the seeds
     if cache.is_file():
         with np.load(cache) as z:
             clips = [{k: z[k][i] for k in z.files} for i in range(len(z["target"]))]
     else:
         clips = [
-            observation_clip(ep, s, 9, config=STATE, render_method=RENDER)
+            memory_clip(ep, s, 9)
+            if args.camera == "orbit"
+            else observation_clip(ep, s, 9, config=STATE, render_method=RENDER)
             for ep in train
             for s in (0, 2, 4, 6, 8)
         ]
@@ -255,13 +329,20 @@ def main() -> None:
             "train_s": t_train,
             "eval_s": t_eval,
             "mean": ev["mean"],
+            "ci": ev["ci"],
+            "per_episode": ev["per_episode"],
         }
         logger.info("%s: %s", name, json.dumps(results["variants"][name]))
+    results["paired_vs_full"] = paired(results)
     results["total_s"] = time.perf_counter() - t_all
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     if args.picture is not None and pic_states is not None:
         picture(args.picture, pic_states, test[0])
-    print(json.dumps({k: v for k, v in results.items() if k != "args"}, indent=2))
+    summary = {k: v for k, v in results.items() if k != "args"}
+    summary["variants"] = {
+        n: {k: x for k, x in v.items() if k != "per_episode"} for n, v in results["variants"].items()
+    }
+    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -103,6 +103,10 @@ CASES = [
     ("demo-out-is-file", ["demo", "--out", "{w}/image.png"], "image.png"),
     ("demo-model-missing", ["demo", "--model", "{w}/nope", "--out", "{w}/demo"], "nope"),
     ("demo-model-broken", ["demo", "--model", "{w}/broken_model", "--out", "{w}/demo"], "broken_model"),
+    ("worlds-camera-nav", ["worlds", "generate", "--task", "nav", "--camera", "orbit", "--out", "{w}/worlds"],
+     "camera"),
+    ("worlds-camera-unknown", ["worlds", "generate", "--task", "tabletop", "--camera", "drone", "--out",
+                               "{w}/worlds"], "camera"),
     # rollout
     ("rollout-model-missing", ["rollout", "--model", "{w}/nope", "--image", "{w}/image.png",
                                "--actions", "{w}/actions.npy", "--out", "{w}/out.mp4"], "nope"),

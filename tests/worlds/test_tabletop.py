@@ -121,3 +121,47 @@ def test_tabletop_cli_layout(tmp_path):
     np.testing.assert_allclose(cams["cam_to_world"], r["cam_to_world"])
     objects = json.loads((ep / "gt/objects.json").read_text())
     assert objects == {"background": 0, "objects": r["objects"]}
+
+
+def _unseen_in_first_frame(r: dict, k: int, tolerance: float = 0.03) -> float:
+    """Share of frame k's pixels whose 3-D point (ground-truth depth + pose) frame 0 does not see:
+    it projects outside frame 0, behind its camera, or behind what frame 0 shows there."""
+    from egoworld.sim.camera import backproject
+    from egoworld.worlds.render import project
+
+    depth, K, poses = r["depth"], r["K"], r["cam_to_world"]
+    H, W = depth.shape[1:]
+    valid = depth[k] > 0
+    pts = backproject(depth[k], K)[valid] @ poses[k][:3, :3].T + poses[k][:3, 3]  # [N, 3] world
+    uvz = project(pts, K, poses[0])
+    px = np.rint(uvz[:, :2]).astype(int)
+    inside = (uvz[:, 2] > 0) & (px[:, 0] >= 0) & (px[:, 0] < W) & (px[:, 1] >= 0) & (px[:, 1] < H)
+    seen = np.zeros(len(pts), bool)
+    u, v = px[inside, 0], px[inside, 1]
+    seen[inside] = uvz[inside, 2] < depth[0][v, u] + tolerance
+    return float(1.0 - seen.mean())
+
+
+def test_orbit_camera_reveals_what_frame_0_does_not_see(tmp_path):
+    still = tabletop.run_episode(None, seed=3, index=0, frames=17, size=32)
+    orbit = tabletop.run_episode(None, seed=3, index=0, frames=17, size=32, camera="orbit")
+    unseen_still = [_unseen_in_first_frame(still, k) for k in range(17)]
+    unseen_orbit = [_unseen_in_first_frame(orbit, k) for k in range(17)]
+    assert unseen_orbit[0] < 0.02 and unseen_still[0] < 0.02  # the check itself: frame 0 sees itself
+    assert max(unseen_still) < 0.15, unseen_still
+    assert max(unseen_orbit) > 0.5, unseen_orbit
+    # it looks away and back: the last frame sees the table again, mostly from a new side
+    travel = np.linalg.norm(orbit["cam_to_world"][-1, :3, 3] - orbit["cam_to_world"][0, :3, 3])
+    assert travel > 0.5 and (orbit["instances"][-1] == orbit["effector_id"]).any()
+    # the default camera is the still one, and the orbit one changes only the head path
+    np.testing.assert_array_equal(
+        tabletop.run_episode(None, seed=3, index=0, frames=17, size=32, camera="still")["rgb"], still["rgb"]
+    )
+    np.testing.assert_array_equal(orbit["effector"], still["effector"])
+    # CLI: --camera orbit is a task option, recorded in the dataset description
+    out = tmp_path / "o"
+    argv = ["worlds", "generate", "--task", "tabletop", "--out", str(out), "--episodes", "1", "--frames", "4"]
+    assert main([*argv, "--size", "16", "--camera", "orbit", "--no-progress"]) == 0
+    assert json.loads((out / "egoworld_world.json").read_text())["options"] == {"camera": "orbit"}
+    with pytest.raises(ValueError, match="camera"):
+        tabletop.validate_options({"camera": "drone"})

@@ -64,6 +64,13 @@ def register(subparsers) -> None:
         "--effector", default=None, choices=EFFECTORS, help="tabletop only: what acts (default hand)"
     )
     gen.add_argument(
+        "--camera",
+        default=None,
+        choices=("still", "orbit"),
+        help="tabletop only: head camera; still (default), or orbit: walks around the table, looks "
+        "away and back",
+    )
+    gen.add_argument(
         "--format",
         default="native",
         choices=("native", "egodex"),
@@ -88,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         options["trajectory"] = args.trajectory
     if args.effector is not None:
         options["effector"] = args.effector
+    if args.camera is not None:
+        options["camera"] = args.camera
     spec = WorldSpec(
         task=args.task,
         episodes=args.episodes,

@@ -5,6 +5,10 @@ metres, `keypoints_2d.npy` float32 [T,K,2] pixels (u right, v down), `keypoints_
 bool [T,K], `effector.npy` float32 [T,8] (wrist xyz, quaternion wxyz, closure), `effector.json`
 (the keypoint and frame convention, `hands.convention`), and `gt/` as for nav plus
 `gt/object_poses.npy` float32 [T,M,7] for the M movable objects (xyz + wxyz).
+
+Head camera (task option `camera`): "still" (default) stands behind the table with a few cm of
+sway; "orbit" walks around the table (60-80 degrees of arc, either way round) and turns away from it
+mid-episode, then back, so later frames see much that frame 0 does not (`orbit_head`).
 """
 
 from __future__ import annotations
@@ -17,12 +21,35 @@ import mujoco
 import numpy as np
 
 from egoworld.worlds import hands, nav, scene
-from egoworld.worlds.geometry import Attachment, eased_keyframes, yaw_quat
+from egoworld.worlds.geometry import Attachment, eased_keyframes, quat_mul, yaw_quat
 from egoworld.worlds.render import FrameRenderer, camera_intrinsics, project
 
 TABLE_HEIGHT = 0.75
 HEAD = np.array([-0.5, 0.0, 1.3])  # camera position (metres) looking at the table
 PITCH = -0.9  # camera pitch (rad, down < 0)
+CAMERAS = ("still", "orbit")
+
+
+def orbit_head(rng: np.random.Generator, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Head path of the "orbit" camera: positions [T,3] and mocap quaternions (wxyz) [T,4].
+
+    The head walks on a circle of radius |HEAD_xy| about the table centre, from HEAD through an arc
+    of 60-80 degrees (direction random); its gaze faces the table centre plus a look-away turn of
+    75-95 degrees (with a 0.35 rad lift of the head) that peaks mid-episode and returns to zero.
+    """
+    sign = 1.0 if rng.uniform() < 0.5 else -1.0
+    arc, away = sign * rng.uniform(1.05, 1.4), -sign * rng.uniform(1.3, 1.65)
+    s = np.linspace(0.0, 1.0, frames)
+    walk = 0.5 - 0.5 * np.cos(np.pi * s)  # eased 0 -> 1
+    look = np.sin(np.pi * s) ** 2  # 0 -> 1 -> 0
+    radius, phi = float(np.hypot(*HEAD[:2])), np.pi + arc * walk
+    pos = np.stack([radius * np.cos(phi), radius * np.sin(phi), np.full(frames, HEAD[2])], -1)
+    yaw = phi + np.pi + away * look  # facing the centre, plus the look-away turn
+    lift = -0.35 * look  # about the body y axis: negative raises the gaze
+    quat = [
+        quat_mul(yaw_quat(y), np.array([np.cos(a / 2), 0.0, np.sin(a / 2), 0.0])) for y, a in zip(yaw, lift)
+    ]
+    return pos, np.stack(quat)
 
 
 def build_world(rng: np.random.Generator, textures, size: int, effector: str):
@@ -88,12 +115,22 @@ class Episode:
     """
 
     def __init__(
-        self, *, seed: int, index: int, frames: int, size: int, textures=None, effector: str = "hand"
+        self,
+        *,
+        seed: int,
+        index: int,
+        frames: int,
+        size: int,
+        textures=None,
+        effector: str = "hand",
+        camera: str = "still",
     ):
         rng = nav.episode_rng(seed, index, f"tabletop-{effector}")
         self.world, self.model = build_world(rng, textures, size, effector)
         self.wrist, self.yaw, self.closure, self.grasped = script(rng, self.world, frames)
         self.head_sway = rng.uniform(-0.04, 0.04, size=2)
+        # drawn last, and only for "orbit": the default episodes keep their random streams
+        self.head = orbit_head(rng, frames) if camera == "orbit" else None
         self.frames, self.size, self.effector = frames, size, effector
         self.K = camera_intrinsics(self.model, "ego", size, size)
         self.objects = self.world.objects_json()
@@ -112,8 +149,11 @@ class Episode:
         with FrameRenderer(model, self.size, self.size, "ego") as cam:
             for t in range(self.frames):
                 s, sway = t / max(self.frames - 1, 1), self.head_sway
-                data.mocap_pos[0] = HEAD + (0.0, sway[0] * np.sin(np.pi * s), sway[1] * s)
-                data.mocap_quat[0] = yaw_quat(0.1 * sway[0] * s)
+                if self.head is None:
+                    data.mocap_pos[0] = HEAD + (0.0, sway[0] * np.sin(np.pi * s), sway[1] * s)
+                    data.mocap_quat[0] = yaw_quat(0.1 * sway[0] * s)
+                else:
+                    data.mocap_pos[0], data.mocap_quat[0] = self.head[0][t], self.head[1][t]
                 quat = yaw_quat(float(self.yaw[t]))
                 data.mocap_pos[eff], data.mocap_quat[eff] = self.wrist[t], quat
                 for name, q in hands.closure_qpos(effector, float(self.closure[t])).items():
@@ -163,7 +203,15 @@ _PER_FRAME = (
 
 
 def run_episode(
-    out: Path | None, *, seed: int, index: int, frames: int, size: int, textures=None, effector: str = "hand"
+    out: Path | None,
+    *,
+    seed: int,
+    index: int,
+    frames: int,
+    size: int,
+    textures=None,
+    effector: str = "hand",
+    camera: str = "still",
 ) -> dict:
     """Render one episode.
 
@@ -174,7 +222,9 @@ def run_episode(
     """
     from egoworld.worlds import writers
 
-    ep = Episode(seed=seed, index=index, frames=frames, size=size, textures=textures, effector=effector)
+    ep = Episode(
+        seed=seed, index=index, frames=frames, size=size, textures=textures, effector=effector, camera=camera
+    )
     keep = _PER_FRAME if out is not None else _PER_FRAME + _IMAGES
     acc: dict[str, list] = {key: [] for key in keep}
     with contextlib.ExitStack() as stack:
@@ -226,11 +276,13 @@ def episode_name(index: int) -> str:
 
 
 def validate_options(options: dict) -> None:
-    unknown = set(options) - {"effector"}
+    unknown = set(options) - {"effector", "camera"}
     if unknown:
-        raise ValueError(f"unknown tabletop options {sorted(unknown)}; expected only 'effector'")
+        raise ValueError(f"unknown tabletop options {sorted(unknown)}; expected 'effector' or 'camera'")
     if options.get("effector", "hand") not in hands.EFFECTORS:
         raise ValueError(f"unknown effector {options['effector']!r}; expected one of {hands.EFFECTORS}")
+    if options.get("camera", "still") not in CAMERAS:
+        raise ValueError(f"unknown camera {options['camera']!r}; expected one of {CAMERAS}")
 
 
 def job_list(episodes: int) -> list[dict]:
