@@ -196,7 +196,7 @@ def markdown_report(result: dict, horizons=(2, 4, 8, 16)) -> str:
     ]
     for name, row in result["rows"].items():
         s = row["summary"]
-        cells = [f"{100 * s['scs'][str(h)][0]:.1f} ± {100 * s['scs'][str(h)][1]:.1f}" for h in horizons]
+        cells = [f"{s['scs'][str(h)][0]:.1f} ± {s['scs'][str(h)][1]:.1f}" for h in horizons]  # SCS is in %
         cells.append(f"{s['psnr']['16'][0]:.2f} ± {s['psnr']['16'][1]:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
