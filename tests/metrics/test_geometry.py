@@ -13,6 +13,7 @@ from egoworld.metrics.geometry import (
     disparity_to_depth,
     normalize_depth,
 )
+from tests.tiny_depth_anything import save_tiny_depth_anything
 
 
 def _trajectory(t=12, seed=0):
@@ -75,33 +76,7 @@ def test_open3d_odometry_follows_a_turning_camera():
 
 
 def test_depth_anything_loads_a_local_folder(tmp_path):
-    from transformers import (
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        DPTImageProcessor,
-    )
-
-    backbone = Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=56,
-        patch_size=14,
-        out_features=["stage1", "stage2", "stage3", "stage4"],
-        reshape_hidden_states=False,
-    )
-    config = DepthAnythingConfig(
-        backbone_config=backbone,
-        neck_hidden_sizes=[16, 16, 16, 16],
-        fusion_hidden_size=16,
-        head_hidden_size=8,
-        reassemble_hidden_size=32,
-        patch_size=14,
-    )
-    DepthAnythingForDepthEstimation(config).save_pretrained(tmp_path)
-    DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=False).save_pretrained(tmp_path)
+    save_tiny_depth_anything(tmp_path)
     depth = DepthAnythingEstimator(tmp_path)(np.zeros((2, 30, 40, 3), np.uint8))
     assert depth.shape == (2, 30, 40)
     known = np.isfinite(depth)  # random weights: many disparities ≤ 0, which become NaN, not 1e6

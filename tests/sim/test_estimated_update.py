@@ -18,6 +18,7 @@ from egoworld.sim.align import robust_affine_fit
 from egoworld.sim.backends import EstimatedBackend, keypoint_anchors
 from egoworld.sim.depth_align import align_depth, align_depth_frame
 from egoworld.sim.update import update_state
+from tests.tiny_depth_anything import save_tiny_depth_anything
 
 from .conftest import BOX, camera_ring
 from .test_ghosts import OLD, DisparityOf, HandScene, _request, make_world
@@ -119,41 +120,10 @@ def world(K):
     return make_world(K)
 
 
-def _tiny_depth_anything(folder: Path) -> Path:
-    from transformers import (
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        DPTImageProcessor,
-    )
-
-    backbone = Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=56,
-        patch_size=14,
-        out_features=["stage1", "stage2", "stage3", "stage4"],
-        reshape_hidden_states=False,
-    )
-    config = DepthAnythingConfig(
-        backbone_config=backbone,
-        neck_hidden_sizes=[16, 16, 16, 16],
-        fusion_hidden_size=16,
-        head_hidden_size=8,
-        reassemble_hidden_size=32,
-        patch_size=14,
-    )
-    DepthAnythingForDepthEstimation(config).save_pretrained(folder)
-    DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=False).save_pretrained(folder)
-    return folder
-
-
 def test_a_real_tiny_depth_anything_goes_through_the_backend(world, tmp_path):
     """Plumbing with random weights: the raw (relative) output is aligned, never inverted as is."""
     state, episode = world
-    backend = EstimatedBackend(_tiny_depth_anything(tmp_path / "da"))
+    backend = EstimatedBackend(save_tiny_depth_anything(tmp_path / "da"))
     assert backend.depth_kind == "disparity" and backend.depth.output == "depth"  # raw model output
     rec = backend(_request(state, episode, "raycast"))
     assert rec.depth.shape == episode.depth.shape and rec.estimated_depth

@@ -33,6 +33,7 @@ import pytest
 
 from egoworld.cli import main
 from egoworld.sim.observe import batch_from_clips
+from tests.tiny_depth_anything import save_tiny_depth_anything
 
 T, SIZE = 9, 32
 SEED = os.environ.get("EGOWORLD_PREPARE_SEED", "2")  # the tolerances were measured on seeds 0-5
@@ -176,35 +177,7 @@ def test_depth_alignment_recovers_scale_and_shift():
 
 
 def test_prepare_with_a_local_depth_anything_folder(egx, tmp_path, capsys):
-    from transformers import (
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        DPTImageProcessor,
-    )
-
-    backbone = Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=56,
-        patch_size=14,
-        out_features=["stage1", "stage2", "stage3", "stage4"],
-        reshape_hidden_states=False,
-    )
-    config = DepthAnythingConfig(
-        backbone_config=backbone,
-        neck_hidden_sizes=[16, 16, 16, 16],
-        fusion_hidden_size=16,
-        head_hidden_size=8,
-        reassemble_hidden_size=32,
-        patch_size=14,
-    )
-    DepthAnythingForDepthEstimation(config).save_pretrained(tmp_path / "da")
-    DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=False).save_pretrained(
-        tmp_path / "da"
-    )
+    save_tiny_depth_anything(tmp_path / "da")
     out = tmp_path / "prep"
     assert main(prepare_argv(egx, out, "--depth-model", str(tmp_path / "da"))) == 0
     meta = json.loads((out / "egoworld_sim_data.json").read_text())
