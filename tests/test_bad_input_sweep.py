@@ -166,6 +166,9 @@ CASES = [
     ("train-real-random", ["train", "{w}/cfg_ok.yaml", "--model.preset", "svd-xt", "--model.height", "512",
                            "--model.width", "512", "--data.format", "nwm", "--data.path", "{w}/nwm", "--data.dataset-name", "recon"],
      "allow-random-init"),
+    ("train-action-mode-unknown", ["train", "{w}/cfg_ok.yaml", "--data.action_mode", "absolute"], "action_mode"),
+    ("train-mirror-humanoid", ["train", "{w}/cfg_ok.yaml", "--data.format", "onex", "--data.mirror", "true"],
+     "navigation data only"),
     # data
     ("data-check-missing", ["data", "check", "{w}/nope"], "nope"),
     ("data-stats-out-into-dataset", ["data", "stats", "{w}/nwm", "--out", "{w}/nwm/traj_a/stats.json",

@@ -136,11 +136,10 @@ def run_demo(
         context=1,
         horizon=frames - 1,
         resolution=(c.height, c.width),
-        normalizer=model.normalizer,
         output="clip",
-    ).get_clip(0)
+    ).get_clip(0)  # raw per-step actions: the model normalises (and composes) them itself
     pred = model.rollout(
-        clip.frames[0], clip.actions, normalized=True, seed=seed, num_inference_steps=steps, progress=True
+        clip.frames[0], clip.actions, seed=seed, num_inference_steps=steps, progress=True
     )  # [N, H, W, 3]
     gt = clip.frames[: len(pred)]
     write_video(out / "side_by_side.mp4", np.concatenate([gt, pred], axis=2), fps=5)

@@ -443,12 +443,6 @@ def load_actions(source: str | Path, model, spacing: float | None = None) -> np.
             f"action scripts make 3-DoF navigation actions; this model has action_dim={action_dim} "
             "(give a .npy/.json/.csv file instead)"
         )
-    meta = getattr(getattr(model, "normalizer", None), "meta", None) or {}
-    if meta.get("action_mode", "delta") != "delta":
-        raise ValueError(
-            f"action scripts make per-step deltas; this model was trained with "
-            f"action_mode={meta['action_mode']!r} (give a .npy/.json/.csv file instead)"
-        )
     actions = parse_script(text, model_spacing(model, spacing))
     return check_actions(actions, action_dim, "action script")
 

@@ -36,6 +36,9 @@ LR_SCHEDULES = (
 MIXED_PRECISION = ("no", "bf16", "fp16")
 # `egoworld.actions.normalization.MODES` (a test checks that the two agree).
 NORMALIZATIONS = ("meanstd", "minmax")
+# `egoworld.data.nwm.ACTION_MODES` (a test checks that the two agree).
+NAV_ACTION_MODES = ("delta", "cumulative")
+NAV_FORMATS = ("nwm", "worlds-nav")
 # `egoworld.sim.observe_config.PRESETS`, `egoworld.sim.render.METHODS` and
 # `egoworld.sim.inp_inputs.CLIP_PREPROCESS` (those modules import torch; a test checks that they agree).
 OBSERVATION_PRESETS = ("tiny", "tiny-pixel", "wan2.1-fun-1.3b-inp", "wan2.1-fun-14b-inp")
@@ -69,6 +72,13 @@ class DatasetConfig:
             it, else no state; None: no state).
         normalization: how the actions are scaled with statistics fitted on this dataset's training
             actions: "meanstd" ((a - mean) / std) or "minmax" (into [-1, 1]).
+        action_mode: navigation only ("nwm", "worlds-nav"): "delta" (each frame's step (dx, dy, dyaw)
+            from the frame before) or "cumulative" (each frame's pose relative to the clip's first
+            frame, NWM's form). A model trained on cumulative poses still takes per-step actions in
+            `rollout`, scripts and `egoworld play`: it composes them per chunk itself.
+        mirror: navigation only: also train on every clip mirrored left <-> right (frames flipped
+            horizontally, lateral step and yaw negated) — twice the clips, and no walk's bias
+            towards one side can stand in for reading the actions.
     """
 
     format: str = "worlds-nav"
@@ -84,6 +94,8 @@ class DatasetConfig:
     action_key: str = "action"
     state_key: str | None = "auto"
     normalization: str = "meanstd"
+    action_mode: str = "delta"
+    mirror: bool = False
 
 
 @dataclass
@@ -508,6 +520,14 @@ def _validate_dataset(d: DatasetConfig, p: str) -> None:
         raise ValueError(
             f"{p}normalization={d.normalization!r} is not known; expected one of {NORMALIZATIONS}"
         )
+    if d.action_mode not in NAV_ACTION_MODES:
+        raise ValueError(f"{p}action_mode={d.action_mode!r} is not known; expected one of {NAV_ACTION_MODES}")
+    for name, default in (("action_mode", "delta"), ("mirror", False)):
+        if getattr(d, name) != default and d.format not in NAV_FORMATS:
+            raise ValueError(
+                f"{p}{name}={getattr(d, name)!r} applies to navigation data only; expected "
+                f"format one of {NAV_FORMATS}, got {d.format!r}"
+            )
 
 
 def _validate_data(d: DataConfig) -> None:
@@ -526,6 +546,13 @@ def _validate_data(d: DataConfig) -> None:
                 f"data.{f.name}={getattr(d, f.name)!r} is not used with data.mixture (each dataset has its "
                 f"own); set it per dataset, e.g. data.mixture[0].{f.name}"
             )
+    modes = {
+        e.action_mode for e in d.mixture if isinstance(e, MixtureEntry) and e.action_mode in NAV_ACTION_MODES
+    }
+    if len(modes) > 1:  # one model reads its actions one way
+        raise ValueError(
+            f"data.mixture mixes action_mode values {sorted(modes)}; expected one action_mode for all"
+        )
     names: dict[str, int] = {}
     for i, entry in enumerate(d.mixture):
         p = f"data.mixture[{i}]."

@@ -184,6 +184,51 @@ class WorldModel(nn.Module):
 
     # rollout ------------------------------------------------------------------------------
 
+    @property
+    def action_mode(self) -> str:
+        """How the denoiser reads navigation actions: "delta" (per step) or "cumulative" (each frame's
+        pose relative to its chunk's first frame); recorded in the action statistics at training."""
+        meta = self.normalizer.meta if self.normalizer is not None else {}
+        return str(meta.get("action_mode", "delta"))
+
+    def chunk_actions(
+        self, actions: np.ndarray | torch.Tensor, normalized: bool = False
+    ) -> list[torch.Tensor]:
+        """Per-step actions [N, D] -> the model-scale actions of each rollout chunk, [F, D] each.
+
+        Chunk k covers frames k(F-1) .. k(F-1)+F-1 (the last one padded by repeating its last action)
+        and its row 0, the condition frame, is zero. A "cumulative" model gets each chunk's steps
+        composed into poses relative to the chunk's first frame (`nav_deltas_to_cumulative`), so every
+        model takes the same per-step actions. `normalized` actions are already at the model's scale
+        (for a cumulative model: the poses of one chunk, as its training clips hold them).
+        """
+        f = self.config.num_frames
+        if normalized:
+            a = torch.as_tensor(actions, dtype=torch.float32)
+        else:
+            a = torch.from_numpy(np.array(actions, dtype=np.float32))
+        n = a.shape[0]
+        chunks = max(1, math.ceil((n - 1) / (f - 1)))
+        cumulative = self.action_mode == "cumulative"
+        if cumulative and normalized and chunks > 1:
+            raise ValueError(
+                f"{n} normalized actions span {chunks} chunks; a cumulative model takes normalized poses "
+                f"for one chunk of {f} frames (give per-step actions with normalized=False)"
+            )
+        if not cumulative:
+            a = a if normalized else self.normalize_actions(a.numpy())
+        out = []
+        for k in range(chunks):
+            chunk = a[k * (f - 1) : k * (f - 1) + f]
+            if chunk.shape[0] < f:  # pad the last chunk by repeating its last action
+                chunk = torch.cat([chunk, chunk[-1:].expand(f - chunk.shape[0], -1)])
+            if cumulative and not normalized:
+                from egoworld.actions.spaces import nav_deltas_to_cumulative
+
+                chunk = self.normalize_actions(nav_deltas_to_cumulative(chunk.numpy()))
+            out.append(torch.cat([torch.zeros_like(chunk[:1]), chunk[1:]]))  # row 0: the condition frame
+        return out
+
     def normalize_actions(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Raw [N, D] actions -> the model scale; row 0 (the start frame) stays zero, as in training clips."""
         a = np.array(actions, dtype=np.float32)
@@ -213,13 +258,13 @@ class WorldModel(nn.Module):
             start frame (zero), the convention of `egoworld.data.clip.Clip`. Returns uint8 [N, H, W, 3].
         """
         c = self.config
-        a = torch.as_tensor(actions, dtype=torch.float32) if normalized else self.normalize_actions(actions)
+        a = torch.as_tensor(np.asarray(actions, dtype=np.float32))
         self._check_rollout_inputs(image, a, state, num_inference_steps, guidance)
         steps = c.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
         generator = torch.Generator(device="cpu").manual_seed(seed)  # the same noise on any device
-        states = self.chunk_states(state, a)
-        n, f = a.shape[0], c.num_frames
-        chunks = max(1, math.ceil((n - 1) / (f - 1)))
+        a_chunks = self.chunk_actions(a, normalized)  # [F, D] each, model scale
+        states = self.chunk_states(state, a if normalized else self.normalize_actions(actions))
+        n, chunks = a.shape[0], len(a_chunks)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -228,11 +273,9 @@ class WorldModel(nn.Module):
         cond = self._image_tensor(image)  # [1, 3, H, W]
         frames = [cond[0]]
         for k in range(chunks):
-            start = k * (f - 1)
-            a_chunk = a[start : start + f]
-            if a_chunk.shape[0] < f:  # pad the last chunk by repeating its last action
-                a_chunk = torch.cat([a_chunk, a_chunk[-1:].expand(f - a_chunk.shape[0], -1)])
-            video = self._sample(cond, a_chunk, states[k], steps, guidance, generator, bar)  # [1, F, 3, H, W]
+            video = self._sample(
+                cond, a_chunks[k], states[k], steps, guidance, generator, bar
+            )  # [1, F, 3, H, W]
             frames.extend(video[0, 1:])
             cond = video[:, -1]
         if bar is not None:
@@ -255,14 +298,15 @@ class WorldModel(nn.Module):
         """One generated chunk as floats: image uint8 [H, W, 3], actions [num_frames, D] ->
         frames [1, num_frames, 3, H, W] in [-1, 1] (frame 0 re-creates the image). The unit the
         parity tests compare with the diffusers pipelines."""
-        a = torch.as_tensor(actions, dtype=torch.float32) if normalized else self.normalize_actions(actions)
+        a = torch.as_tensor(np.asarray(actions, dtype=np.float32))
         self._check_rollout_inputs(image, a, state, num_inference_steps, guidance)
         if a.shape[0] != self.config.num_frames:
             raise ValueError(f"{a.shape[0]} actions; a chunk takes num_frames={self.config.num_frames}")
         st = None if state is None else torch.as_tensor(np.asarray(state, dtype=np.float32))
         steps = self.config.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        return self._sample(self._image_tensor(image), a, st, steps, guidance, generator, None)
+        (chunk,) = self.chunk_actions(a, normalized)
+        return self._sample(self._image_tensor(image), chunk, st, steps, guidance, generator, None)
 
     def _image_tensor(self, image) -> torch.Tensor:
         """uint8 [H, W, 3] -> [1, 3, H, W] in [-1, 1] on the model's device."""
@@ -271,9 +315,8 @@ class WorldModel(nn.Module):
 
     def _sample(self, cond_BCHW, actions_FD, state_S, steps, guidance, generator, bar) -> torch.Tensor:
         guidance = self.config.guidance if guidance is None else guidance
-        a = torch.cat([torch.zeros_like(actions_FD[:1]), actions_FD[1:]])  # row 0: the condition frame
         st = None if state_S is None else state_S[None].to(self.device)
-        a = a[None].to(self.device)  # [1, F, D]
+        a = actions_FD[None].to(self.device)  # [1, F, D], row 0 zero (`chunk_actions`)
         return self.family.sample(self, cond_BCHW, a, st, steps, guidance, generator, bar)
 
     def chunk_states(self, state, actions_normalized: torch.Tensor) -> list[torch.Tensor | None]:

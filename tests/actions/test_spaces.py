@@ -6,8 +6,10 @@ from egoworld.actions.spaces import (
     HUMANOID_STATE_LAYOUT,
     METRIC_WAYPOINT_SPACING,
     humanoid_deltas,
+    mirror_nav,
     nav_cumulative,
     nav_deltas,
+    nav_deltas_to_cumulative,
     wrap_angle,
 )
 
@@ -44,6 +46,39 @@ def test_nav_cumulative_relative_to_start():
     # consistent with chaining the deltas from the start
     d = nav_deltas(position[1:], yaw[1:], 0.5)
     np.testing.assert_allclose(d[0], c[2], atol=1e-6)
+
+
+def test_composing_deltas_gives_the_cumulative_poses():
+    # a random walk with turns across +-pi: composing its per-step deltas reproduces the poses
+    # relative to step 0 that the cumulative action mode computes from the positions
+    rng = np.random.default_rng(0)
+    yaw = np.cumsum(rng.uniform(-0.8, 0.8, 30)) + 3.0
+    position = np.cumsum(rng.normal(0, 0.3, (30, 2)), axis=0)
+    deltas = np.concatenate([np.zeros((1, 3)), nav_deltas(position, yaw, 0.25)])
+    c = nav_deltas_to_cumulative(deltas)
+    np.testing.assert_allclose(c, nav_cumulative(position, yaw, 0.25, start=0), atol=1e-4)
+    assert c.dtype == np.float32 and np.all(c[0] == 0)
+    with pytest.raises(ValueError, match=r"\[T, 3\]"):
+        nav_deltas_to_cumulative(np.zeros((4, 2)))
+
+
+def test_mirroring_a_walk_mirrors_its_poses():
+    # the walk reflected in the first heading's axis (world y -> -y, yaw -> -yaw) has the mirrored
+    # actions, in either mode
+    rng = np.random.default_rng(1)
+    yaw = np.cumsum(rng.uniform(-0.5, 0.5, 12))
+    position = np.cumsum(rng.normal(0, 0.3, (12, 2)), axis=0)
+    flip = np.array([1.0, -1.0])
+    np.testing.assert_allclose(
+        mirror_nav(nav_deltas(position, yaw, 0.5)), nav_deltas(position * flip, -yaw, 0.5), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        mirror_nav(nav_cumulative(position, yaw, 0.5, 0)),
+        nav_cumulative(position * flip, -yaw, 0.5, 0),
+        atol=1e-5,
+    )
+    a = rng.normal(size=(5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(mirror_nav(mirror_nav(a)), a)
 
 
 def test_nav_rejects_bad_shapes():

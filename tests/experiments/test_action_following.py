@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import egoworld.world_model  # noqa: F401  (diffusers before MuJoCo's EGL: see internet_prior.py)
+from egoworld.actions.spaces import mirror_nav
 from egoworld.cli import main
-from egoworld.experiments.action_following import flow_motion, mirror_nav_actions
+from egoworld.experiments.action_following import flow_motion
 
 
 def _texture(size: int = 96) -> np.ndarray:
@@ -44,11 +45,11 @@ def test_zooming_in_has_positive_radial_flow():
 
 
 def test_mirroring_swaps_left_and_right_only():
-    a = np.array([[0, 0, 0], [1.0, 0.2, 0.1], [0.5, -0.3, -0.2]])
-    m = mirror_nav_actions(a)
+    a = np.array([[0, 0, 0], [1.0, 0.2, 0.1], [0.5, -0.3, -0.2]], dtype=np.float32)
+    m = mirror_nav(a)
     np.testing.assert_array_equal(m[:, 0], a[:, 0])
     np.testing.assert_array_equal(m[:, 1:], -a[:, 1:])
-    np.testing.assert_array_equal(mirror_nav_actions(m), a)
+    np.testing.assert_array_equal(mirror_nav(m), a)
 
 
 @pytest.fixture

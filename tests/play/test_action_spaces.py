@@ -35,7 +35,7 @@ def test_a_humanoid_model_is_driven_with_sliders(humanoid_engine):
 def test_a_model_the_page_cannot_drive_says_so(engine, monkeypatch):
     from egoworld.play.controls import Controller
 
-    blocked = Controller("none", 3, note="this model was trained with action_mode='cumulative'")
+    blocked = Controller("none", 3, note="this model needs another controller")
     monkeypatch.setattr(engine, "controller", blocked)
     with TestClient(create_app(engine)) as client:
         assert client.get("/api/info").json()["controller"]["kind"] == "none"
@@ -44,5 +44,5 @@ def test_a_model_the_page_cannot_drive_says_so(engine, monkeypatch):
         r = client.post(f"/api/sessions/{sid}/command", json={"type": "act", "command": "forward"})
         assert r.status_code == 400
         assert r.json()["detail"] == (
-            "this model has no controller on the page: this model was trained with action_mode='cumulative'"
+            "this model has no controller on the page: this model needs another controller"
         )

@@ -90,8 +90,9 @@ def test_humanoid_models_get_named_sliders_for_actions_and_state():
 
 
 def test_models_the_page_cannot_drive_say_so():
+    # a model trained on cumulative poses is driven by the same keys (it composes each chunk's steps)
     cumulative = controller_for(fake_model(stats=([-1] * 3, [1] * 3), meta={"action_mode": "cumulative"}))
-    assert cumulative.kind == "none" and "cumulative" in cumulative.note
+    assert cumulative.kind != "none"
     wide = controller_for(fake_model(action_dim=MAX_SLIDERS + 1))
     assert wide.kind == "none" and "another controller" in wide.note
     with pytest.raises(ValueError, match="no controller"):

@@ -11,6 +11,7 @@ import pytest
 
 from egoworld.actions.normalization import MODES
 from egoworld.train_config import (
+    NAV_ACTION_MODES,
     NORMALIZATIONS,
     DataConfig,
     MixtureEntry,
@@ -117,6 +118,8 @@ def test_a_mixture_parses_with_per_dataset_fields_and_dotted_overrides(tmp_path)
         (["--data.mixture=5"], "data.mixture=5: expected a list of datasets"),
         (["--data.mixture=[3]"], r"data.mixture\[0\]=3: expected a mapping of dataset fields"),
         (["--data.normalization=l2"], "is not used with data.mixture"),
+        (["--data.mixture.1.action_mode=cumulative"], r"mixes action_mode values \['cumulative', 'delta'\]"),
+        (["--data.mixture.0.action_mode=sideways"], r"data.mixture\[0\].action_mode='sideways' is not known"),
     ],
 )  # fmt: skip
 def test_bad_mixtures_are_one_clear_error(tmp_path, overrides, message):
@@ -133,6 +136,18 @@ def test_one_dataset_keeps_its_fields_and_gains_a_normalization_mode():
         load_config(CONFIGS / "tiny-svd.yaml", ["--data.normalization=l2"])
     with pytest.raises(ValueError, match=r"data.mixture has 0 datasets \(no datasets; set data.mixture"):
         load_config(CONFIGS / "tiny-svd.yaml", ["--data.mixture.0.path=/x"])
+
+
+def test_navigation_options_are_checked_against_the_format():
+    from egoworld.data.nwm import ACTION_MODES
+
+    cfg = load_config(CONFIGS / "demo-nav.yaml")
+    assert (cfg.data.action_mode, cfg.data.mirror) == ("cumulative", True)
+    assert NAV_ACTION_MODES == ACTION_MODES  # the light copy agrees with the library
+    with pytest.raises(ValueError, match="data.mirror=True applies to navigation data only"):
+        load_config(CONFIGS / "tiny-svd.yaml", ["--data.format=lerobot", "--data.mirror=true"])
+    with pytest.raises(ValueError, match="data.action_mode='cumulative' applies to navigation data only"):
+        load_config(CONFIGS / "tiny-svd.yaml", ["--data.format=onex", "--data.action_mode=cumulative"])
 
 
 def test_cli_reports_a_bad_mixture_in_one_line_before_importing_torch(tmp_path):

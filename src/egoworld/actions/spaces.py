@@ -93,6 +93,35 @@ def nav_cumulative(position: np.ndarray, yaw: np.ndarray, spacing: float, start:
     return np.concatenate([dxy, dyaw[:, None]], axis=-1).astype(np.float32)
 
 
+def nav_deltas_to_cumulative(deltas_TD: np.ndarray) -> np.ndarray:
+    """Per-step deltas -> every step's pose relative to step 0 (the inverse of `nav_deltas`).
+
+    `deltas_TD` [T, 3] holds row t = (dx, dy, dyaw) moving step t-1 to step t in step t-1's frame
+    (row 0, the start, is ignored). Returns [T, 3] float32 with row 0 zero and row t equal to
+    `nav_cumulative(position, yaw, spacing, start=0)[t]` for the walk those deltas describe: the
+    SE(2) composition pose_t = pose_{t-1} (+) delta_t, in the deltas' units.
+    """
+    d = np.asarray(deltas_TD, dtype=np.float64)
+    if d.ndim != 2 or d.shape[1] != NAV_ACTION_DIM:
+        raise ValueError(f"navigation deltas must be [T, {NAV_ACTION_DIM}], got shape {d.shape}")
+    out = np.zeros_like(d)
+    for t in range(1, len(d)):
+        x, y, yaw = out[t - 1]
+        c, s = np.cos(yaw), np.sin(yaw)
+        out[t, 0] = x + c * d[t, 0] - s * d[t, 1]
+        out[t, 1] = y + s * d[t, 0] + c * d[t, 1]
+        out[t, 2] = wrap_angle(yaw + d[t, 2])
+    return out.astype(np.float32)
+
+
+def mirror_nav(actions_TD: np.ndarray) -> np.ndarray:
+    """Left <-> right for navigation actions `[..., 3]` (deltas or cumulative poses alike):
+    (x, y, yaw) -> (x, -y, -yaw), the reflection of the walk in the heading axis."""
+    out = np.array(actions_TD, dtype=np.float32, copy=True)
+    out[..., 1:3] *= -1.0
+    return out
+
+
 def humanoid_deltas(states: np.ndarray) -> np.ndarray:
     """1X actions: differences of consecutive 25-D states, [T, 25] -> [T-1, 25] float32."""
     states = np.asarray(states, dtype=np.float32)

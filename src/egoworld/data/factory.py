@@ -70,13 +70,19 @@ def _open(data_cfg, model_cfg, normalizer: ActionNormalizer | None):
             spacing=float(meta.get("metric_waypoint_spacing", 0.25)),
             frame_step=data_cfg.frame_step,
             normalizer=normalizer,
+            action_mode=getattr(data_cfg, "action_mode", "delta"),
             **windows,
         )
     path = Path(data_cfg.path)
     if not path.exists():
         raise FileNotFoundError(f"data.path {path} does not exist; expected a {fmt} dataset folder")
     if fmt == "nwm":
-        nwm = dict(dataset_name=data_cfg.dataset_name, frame_step=data_cfg.frame_step, normalizer=normalizer)
+        nwm = dict(
+            dataset_name=data_cfg.dataset_name,
+            frame_step=data_cfg.frame_step,
+            normalizer=normalizer,
+            action_mode=getattr(data_cfg, "action_mode", "delta"),
+        )
         if data_cfg.split != "auto":
             return NWMDataset(path, split=data_cfg.split, **nwm, **windows)
         try:  # NWM's own train split: the test trajectories are never trained on unless asked for
@@ -119,6 +125,8 @@ def fit_one(data_cfg, model_cfg) -> tuple[ActionNormalizer, Dataset | None]:
     meta = {"dataset": getattr(raw, "dataset_name", data_cfg.format)}
     if getattr(raw, "spacing", None) is not None:
         meta["spacing"] = float(raw.spacing)
+    if getattr(raw, "action_mode", None) is not None:  # navigation: how the model reads its actions
+        meta["action_mode"] = raw.action_mode
     mode = getattr(data_cfg, "normalization", "meanstd")
     return ActionNormalizer.fit(raw.all_actions(), mode=mode, meta=meta), raw
 
@@ -175,4 +183,14 @@ def build_datasets(data_cfg, model_cfg, normalizer: ActionNormalizer) -> tuple[D
         return build_mixture(data_cfg, model_cfg, normalizer)
     ds = _open(data_cfg, model_cfg, normalizer)
     check_clips(ds, data_cfg, model_cfg)
-    return split_validation(ds, data_cfg.val_fraction, data_cfg.seed)
+    train, val = split_validation(ds, data_cfg.val_fraction, data_cfg.seed)
+    return mirrored(train, data_cfg, normalizer), val
+
+
+def mirrored(train: Dataset, data_cfg, normalizer: ActionNormalizer) -> Dataset:
+    """The training clips, followed by their mirror images when `data.mirror` asks for them."""
+    if not getattr(data_cfg, "mirror", False):
+        return train
+    from egoworld.data.augment import MirroredNavClips
+
+    return MirroredNavClips(train, normalizer)

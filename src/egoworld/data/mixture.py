@@ -159,7 +159,7 @@ def build_mixture(data_cfg, model_cfg, normalizer: ActionNormalizer) -> tuple[Mi
     """(training mixture, validation clips of every dataset or None) with each dataset normalised by
     its own statistics from `normalizer`'s table (the table `fit_mixture_normalizer` made, or the one a
     checkpoint stored)."""
-    from egoworld.data.factory import _open, check_clips, split_validation
+    from egoworld.data.factory import _open, check_clips, mirrored, split_validation
 
     table = normalizer.datasets
     if len(table) != len(data_cfg.mixture):
@@ -177,7 +177,7 @@ def build_mixture(data_cfg, model_cfg, normalizer: ActionNormalizer) -> tuple[Mi
             )
         _prefixed(_where(i, name), check_clips, ds, entry, model_cfg)
         train, val = split_validation(ds, data_cfg.val_fraction, entry.seed)
-        trains.append(train)
+        trains.append(mirrored(train, entry, stats))
         if val is not None:
             vals.append(val)
     weights = None if data_cfg.mixture[0].weight is None else [e.weight for e in data_cfg.mixture]

@@ -220,9 +220,11 @@ class PoseClipDataset(Dataset):
             if self.normalizer is not None:
                 actions[1:] = self.normalizer.normalize(actions[1:])
         else:
-            actions = nav_cumulative(pos, yaw, self.spacing, start=self.spec.context - 1)
-            if self.normalizer is not None:
-                actions = self.normalizer.normalize(actions)
+            start = self.spec.context - 1
+            actions = nav_cumulative(pos, yaw, self.spacing, start=start)
+            if self.normalizer is not None:  # the start row stays zero, as row 0 of delta clips
+                rows = np.arange(len(actions)) != start
+                actions[rows] = self.normalizer.normalize(actions[rows])
         return actions.astype(np.float32)
 
     def all_actions(self):
@@ -235,9 +237,9 @@ class PoseClipDataset(Dataset):
             else:
                 for _, start in build_windows([(0, 0, len(traj["yaw"]))], self.spec):
                     idx = self.spec.indices(start)
-                    yield nav_cumulative(
-                        traj["position"][idx], traj["yaw"][idx], self.spacing, start=self.spec.context - 1
-                    )
+                    start = self.spec.context - 1
+                    poses = nav_cumulative(traj["position"][idx], traj["yaw"][idx], self.spacing, start=start)
+                    yield np.delete(poses, start, axis=0)  # the start row is always zero
 
     def get_clip(self, i: int) -> Clip:
         if not -len(self) <= i < len(self):

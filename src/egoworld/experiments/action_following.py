@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from egoworld.actions.spaces import mirror_nav
 from egoworld.experiments.evaluation import EvalClip, rollout_batch
 
 GAP_FRAMES = tuple(range(4, 17))  # frames scored by the mirrored-action test (issue 14: 4..16)
@@ -26,13 +27,6 @@ PROBES = {  # name -> script for `egoworld.rollout.parse_script`
     "turn_right": "turn_right 15deg x16",
     "forward": "forward 0.5m x16",
 }
-
-
-def mirror_nav_actions(actions_TD: np.ndarray) -> np.ndarray:
-    """Left <-> right: (dx, dy, dyaw) -> (dx, -dy, -dyaw) for raw nav actions `[..., 3]`."""
-    out = np.array(actions_TD, dtype=np.float64, copy=True)
-    out[..., 1:3] *= -1.0
-    return out
 
 
 def _mean_psnr(pred_THW3: np.ndarray, gt_THW3: np.ndarray, frames) -> float:
@@ -58,7 +52,7 @@ def mirrored_gap(
             images = np.stack([c.frames[0] for c in part])
             true = np.stack([c.actions for c in part])
             pred = rollout_batch(model, images, true, seed=seed)
-            pred_m = rollout_batch(model, images, mirror_nav_actions(true), seed=seed)
+            pred_m = rollout_batch(model, images, mirror_nav(true), seed=seed)
             for c, p, pm in zip(part, pred, pred_m):
                 t, m = _mean_psnr(p, c.frames, frames), _mean_psnr(pm, c.frames, frames)
                 rows[c.name] = {"true": t, "mirrored": m, "gap": t - m}
@@ -69,6 +63,45 @@ def mirrored_gap(
         "per_world": per_world,
         "gap": [float(np.mean(means)), float(np.std(means))],
         "share_positive": float(np.mean([g > 0 for g in gaps])),
+    }
+
+
+def action_loss_gap(model, clips: list[EvalClip], *, draws: int = 8, seed: int = 0) -> dict:
+    """How much the denoiser reads the actions: its training loss under mirrored minus true actions.
+
+    Each clip's first chunk (frames [F, H, W, 3], its per-step actions through `chunk_actions`) is
+    scored twice per draw with the same noise level and noise (one generator seeded per draw): once
+    with the true actions, once mirrored. A model that ignores its actions scores a gap of exactly 0;
+    one that follows them loses more with the wrong ones (gap > 0). Cheap: no sampling, 2 x `draws`
+    forward passes, so it tracks the action path during training (docs/results.md, issue 14).
+    Returns {"true": mean loss, "mirrored": mean loss, "gap": mean difference, "relative": gap / true,
+    "gap_std": std of the per-draw gaps}.
+    """
+    import torch
+
+    f = model.config.num_frames
+    usable = [c for c in clips if len(c.frames) >= f]
+    if not usable:
+        raise ValueError(f"no clip has the model's {f} frames")
+    frames = torch.from_numpy(np.stack([c.frames[:f] for c in usable])).permute(0, 1, 4, 2, 3)
+    frames = frames.float().div(127.5).sub(1).to(model.device)  # [B, F, 3, H, W]
+    true = torch.stack([model.chunk_actions(c.actions[:f])[0] for c in usable]).to(model.device)
+    mirrored = torch.stack([model.chunk_actions(mirror_nav(c.actions[:f]))[0] for c in usable]).to(
+        model.device
+    )
+    losses = {"true": [], "mirrored": []}
+    with torch.no_grad():
+        for d in range(draws):
+            for name, actions in (("true", true), ("mirrored", mirrored)):
+                g = torch.Generator(device="cpu").manual_seed(seed + d)
+                losses[name].append(float(model.loss({"frames": frames, "actions": actions}, g)))
+    t, m = np.array(losses["true"]), np.array(losses["mirrored"])
+    return {
+        "true": float(t.mean()),
+        "mirrored": float(m.mean()),
+        "gap": float((m - t).mean()),
+        "relative": float((m - t).mean() / t.mean()),
+        "gap_std": float((m - t).std()),
     }
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,17 +122,13 @@ def rollout_batch(
     b, n = actions.shape[:2]
     if images.shape != (b, c.height, c.width, 3):
         raise ValueError(f"images have shape {images.shape}; expected ({b}, {c.height}, {c.width}, 3)")
-    a = torch.stack([model.normalize_actions(x) for x in actions]).to(model.device)  # [B, N, D]
+    per_clip = [model.chunk_actions(x) for x in actions]  # B lists of [F, D] chunks, model scale
     steps = steps or c.num_inference_steps
     generator = torch.Generator(device="cpu").manual_seed(seed)
     cond = torch.as_tensor(images).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(model.device)
     frames = [cond]
-    f = c.num_frames
-    for k in range(max(1, math.ceil((n - 1) / (f - 1)))):
-        chunk = a[:, k * (f - 1) : k * (f - 1) + f]
-        if chunk.shape[1] < f:  # pad the last chunk by repeating its last action
-            chunk = torch.cat([chunk, chunk[:, -1:].expand(-1, f - chunk.shape[1], -1)], dim=1)
-        chunk = torch.cat([torch.zeros_like(chunk[:, :1]), chunk[:, 1:]], dim=1)  # row 0: the condition
+    for k in range(len(per_clip[0])):
+        chunk = torch.stack([chunks[k] for chunks in per_clip]).to(model.device)  # [B, F, D]
         video = model.family.sample(model, cond, chunk, None, steps, c.guidance, generator)  # [B, F, 3, H, W]
         frames.extend(video.unbind(1)[1:])
         cond = video[:, -1]

@@ -221,17 +221,6 @@ def controller_for(model) -> Controller:
     """The controller the page offers for `model` (a `WorldModel`)."""
     c = model.config
     dim, state_dim = int(c.action_dim), c.state_dim
-    meta = getattr(getattr(model, "normalizer", None), "meta", None) or {}
-    mode = meta.get("action_mode", "delta")
-    if mode != "delta":
-        return Controller(
-            "none",
-            dim,
-            state_dim,
-            note=f"this model was trained with action_mode={mode!r} (actions relative to a fixed frame, "
-            "not per step), so key presses do not map to its actions; drive it from Python with "
-            "WorldModel.rollout or `egoworld rollout --actions FILE`",
-        )
     if dim > MAX_SLIDERS or (state_dim or 0) > MAX_SLIDERS:
         return Controller(
             "none",

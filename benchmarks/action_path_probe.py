@@ -1,0 +1,61 @@
+"""How fast does a training run's action path learn? The mirrored-action loss gap per checkpoint.
+
+    .venv/bin/python benchmarks/action_path_probe.py --worlds PROBE_WORLDS --runs RUN_A RUN_B \
+        [--draws 8] [--out probe.json]
+
+For every checkpoint of every run (`RUN/checkpoints/step-*/model`, the raw weights), the denoising
+loss of held-out clips under mirrored minus true actions, same noise
+(`egoworld.experiments.action_following.action_loss_gap`): 0 for a model that ignores its actions,
+> 0 once it reads them. No sampling, so a checkpoint takes seconds; the figure for issue 14's
+diagnostic in docs/results.md. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from egoworld.checkpoints import checkpoint_folders, step_of
+from egoworld.experiments.action_following import action_loss_gap
+from egoworld.experiments.evaluation import load_eval_clips
+from egoworld.world_model import WorldModel
+
+
+def probe_run(run_dir: Path, worlds: Path, draws: int) -> list[dict]:
+    rows = []
+    clips = None
+    for folder in checkpoint_folders(run_dir):
+        model = WorldModel.from_pretrained(folder / "model").eval()
+        if clips is None:
+            clips = load_eval_clips(worlds, model.config.num_frames, model.config.height)
+        t0 = time.perf_counter()
+        gap = action_loss_gap(model, clips, draws=draws)
+        rows.append({"step": step_of(folder), **gap, "seconds": time.perf_counter() - t0})
+        print(f"{run_dir.name} step {rows[-1]['step']:>5}: relative gap {gap['relative']:+.4f}", flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--worlds", type=Path, required=True, help="held-out nav worlds (worlds generate)")
+    ap.add_argument("--runs", type=Path, nargs="+", required=True, help="training run folders")
+    ap.add_argument("--draws", type=int, default=8, help="noise draws per checkpoint")
+    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    result = {
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "worlds": str(args.worlds),
+        "runs": {str(r): probe_run(r, args.worlds, args.draws) for r in args.runs},
+    }
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
