@@ -80,7 +80,7 @@ def test_rigid_inverse_and_projection_of_points_behind():
     np.testing.assert_allclose(uvz[:, 2], (2.0, -2.0))  # depth keeps its sign behind the camera
 
 
-@pytest.mark.parametrize("trajectory", ["random", "explore", "square"])
+@pytest.mark.parametrize("trajectory", ["random", "explore", "square", "look"])
 def test_written_poses_give_commanded_actions(tmp_path, trajectory):
     out = tmp_path / "nav"
     args = ["worlds", "generate", "--task", "nav", "--out", str(out), "--episodes", "2", "--frames", "40"]
@@ -101,6 +101,9 @@ def test_written_poses_give_commanded_actions(tmp_path, trajectory):
             nav_deltas(traj["position"], traj["yaw"], spacing), commanded[1:], atol=1e-5
         )
         assert np.abs(commanded).max() > 0.1
+        if trajectory == "look":  # turning in place only, 2-10 degrees per frame
+            assert not commanded[:, :2].any() and np.ptp(traj["position"], axis=0).max() == 0
+            assert np.all((np.abs(commanded[1:, 2]) >= 0.035) & (np.abs(commanded[1:, 2]) <= 0.175))
         saved = np.load(folder / "gt/actions.npy")
         assert saved.shape == (40, 3) and saved.dtype == np.float32
         np.testing.assert_allclose(saved, commanded, atol=1e-6)

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 SPACING = 0.15  # metres per unit of normalised (dx, dy): `metric_waypoint_spacing`
 CAMERA_HEIGHT = 1.2  # metres
 FOVY = 70.0  # degrees
-SCRIPTS = ("random", "explore", "circle", "square")
+SCRIPTS = ("random", "explore", "circle", "square", "look")
 
 
 def wrap(angle):
@@ -130,6 +130,28 @@ def explore_trajectory(rng: np.random.Generator, frames: int, region) -> Traject
     return integrate(start, yaw0, steps)
 
 
+LOOK_RATE = (0.035, 0.175)  # rad per step of a 'look' segment: 2-10 deg, either side
+
+
+def look_trajectory(rng: np.random.Generator, frames: int, region) -> Trajectory:
+    """Turning in place only: 3-8-step segments of a constant yaw rate drawn from `LOOK_RATE`.
+
+    The camera never moves, so the action alone decides how the view changes (issue 14's diagnostic:
+    how many steps does the action path need to learn at all?); at <= 10 deg per frame a 70 deg view
+    keeps most of its content for several frames.
+    """
+    start = np.array([(region[0] + region[1]) / 2, (region[2] + region[3]) / 2])
+    start += rng.uniform(-0.3, 0.3, 2) * (region[1] - region[0], region[3] - region[2])
+    steps = np.zeros((frames - 1, 3))
+    t = 0
+    while t < frames - 1:
+        rate = rng.uniform(*LOOK_RATE) * rng.choice([-1.0, 1.0])
+        n = min(int(rng.integers(3, 9)), frames - 1 - t)
+        steps[t : t + n, 2] = rate
+        t += n
+    return integrate(start, float(rng.uniform(-np.pi, np.pi)), steps)
+
+
 def scripted_trajectory(name: str, frames: int, region) -> Trajectory:
     """A scripted path sized to `region`: 'circle' (constant turn) or 'square' (straight + 90 deg turns)."""
     centre = np.array([(region[0] + region[1]) / 2, (region[2] + region[3]) / 2])
@@ -159,6 +181,8 @@ def plan(rng: np.random.Generator, frames: int, region, trajectory: str = "rando
         return random_trajectory(rng, frames, region)
     if trajectory == "explore":
         return explore_trajectory(rng, frames, region)
+    if trajectory == "look":
+        return look_trajectory(rng, frames, region)
     return scripted_trajectory(trajectory, frames, region)
 
 
