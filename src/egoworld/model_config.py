@@ -102,6 +102,12 @@ class WorldModelConfig:
         use_image_encoder: condition on a CLIP image embedding (SVD, Wan i2v).
         codec: "vae" (the backbone's own VAE) or "pixel" (identity; SVD family only, for small
             models trained here without a pretrained VAE).
+        norm_groups: SVD only: the GroupNorm groups of the denoiser (None: diffusers' fixed 32). The
+            UNet adds the timestep embedding — and so the action embedding — to each res-block as
+            a per-channel bias just before a GroupNorm, which removes whatever is constant within a
+            group. SVD-XT normalises 10-40 channels per group; the `small` preset's 32-128 channels
+            in 32 groups are 1-4 per group, and most of the embedding is normalised away
+            (docs/results.md measures it). Parameter shapes do not change, so weights load either way.
     """
 
     family: str = "svd"
@@ -127,6 +133,7 @@ class WorldModelConfig:
     vae_encode_chunk: int | None = None
     use_image_encoder: bool = True
     codec: str = "vae"
+    norm_groups: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, prefix: str = "") -> None:
@@ -152,6 +159,10 @@ class WorldModelConfig:
         if self.codec == "pixel" and self.family != "svd":
             raise ValueError(
                 f"{p}codec='pixel' needs family='svd' (no temporal compression); got {self.family!r}"
+            )
+        if self.norm_groups is not None and (self.family != "svd" or self.norm_groups < 1):
+            raise ValueError(
+                f"{p}norm_groups={self.norm_groups!r}; expected null, or a positive integer for family 'svd'"
             )
         if self.height <= 0 or self.width <= 0 or self.height % 8 or self.width % 8:
             raise ValueError(

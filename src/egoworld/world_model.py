@@ -86,6 +86,10 @@ class WorldModel(nn.Module):
             codec.encode_chunk = config.vae_encode_chunk
         self.image_encoder = image_encoder.requires_grad_(False) if image_encoder is not None else None
         self.family = FAMILIES[config.family](config)
+        if config.family == "svd":
+            from egoworld.backbones.svd import set_norm_groups
+
+            set_norm_groups(denoiser.base, config.norm_groups)
         if normalizer is not None:
             normalizer.check_compatible(config.action_dim)
         self.normalizer = normalizer

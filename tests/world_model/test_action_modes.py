@@ -74,3 +74,30 @@ def test_the_mirrored_loss_gap_is_zero_for_a_model_that_ignores_actions(walk_roo
     with torch.no_grad():
         torch.nn.init.normal_(model.denoiser.action_encoder.proj_out.weight, std=1.0)
     assert action_loss_gap(model, clips, draws=2)["gap"] != 0.0
+
+
+def test_norm_groups_regroup_the_unet_and_travel_with_the_model(tmp_path):
+    import dataclasses
+
+    config = WorldModelConfig(family="svd", preset="small", codec="pixel", use_image_encoder=False,
+                              num_frames=3, height=32, width=32, hidden_dim=16)  # fmt: skip
+    plain = WorldModel.build(config).eval()
+    norms = [m for m in plain.denoiser.base.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert {m.num_groups for m in norms} == {32}  # diffusers' fixed grouping
+    regrouped = WorldModel(dataclasses.replace(config, norm_groups=8), plain.denoiser, plain.codec)
+    assert {m.num_groups for m in norms} == {8}  # the same modules: weights are shared, grouping changed
+    image = np.full((32, 32, 3), 90, np.uint8)
+    actions = np.zeros((3, 3), np.float32)
+    out8 = regrouped.rollout(image, actions, num_inference_steps=1)
+    regrouped.save_pretrained(tmp_path / "m")
+    loaded = WorldModel.from_pretrained(tmp_path / "m")
+    assert loaded.config.norm_groups == 8
+    assert {m.num_groups for m in loaded.denoiser.base.modules() if isinstance(m, torch.nn.GroupNorm)} == {8}
+    np.testing.assert_array_equal(loaded.rollout(image, actions, num_inference_steps=1), out8)
+    # null gives the grouping back
+    WorldModel(config, plain.denoiser, plain.codec)
+    assert {m.num_groups for m in norms} == {32}
+    with pytest.raises(ValueError, match="norm_groups=7: .* not a multiple of 7"):
+        WorldModel(dataclasses.replace(config, norm_groups=7), plain.denoiser, plain.codec)
+    with pytest.raises(ValueError, match="for family 'svd'"):
+        WorldModelConfig(family="wan", num_frames=5, norm_groups=8).validate()

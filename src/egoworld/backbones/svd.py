@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
 
 from egoworld.backbones.base import BackboneAdapter, EmbeddingSource, Prepared, pick_preset
@@ -105,6 +106,24 @@ VAE_PRESETS: dict[str, dict[str, Any]] = {
         layers_per_block=2,
     ),
 }
+
+
+def set_norm_groups(unet: UNetSpatioTemporalConditionModel, groups: int | None) -> None:
+    """Set every GroupNorm of the UNet to `groups` groups, in place (None: the groups it was built with).
+
+    The class has no option for it (its blocks fix 32); `nn.GroupNorm` reads `num_groups` at each call
+    and its affine parameters are per channel, so the weights are the same tensors and only the grouping
+    changes. ValueError when a layer's channels do not divide into `groups`.
+    """
+    norms = [(name, m) for name, m in unet.named_modules() if isinstance(m, torch.nn.GroupNorm)]
+    for name, m in norms:
+        if groups is not None and m.num_channels % groups:
+            raise ValueError(
+                f"norm_groups={groups}: {name} has {m.num_channels} channels, not a multiple of {groups}"
+            )
+    for _, m in norms:
+        built = m.__dict__.setdefault("egoworld_built_groups", m.num_groups)
+        m.num_groups = built if groups is None else int(groups)
 
 
 def build_unet(preset: str = "tiny", **overrides) -> UNetSpatioTemporalConditionModel:
