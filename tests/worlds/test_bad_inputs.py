@@ -52,7 +52,8 @@ def test_bad_arguments(tmp_path, capsys, extra, needle):
 def test_help_lists_the_choices(capsys):
     assert main(["worlds", "generate", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    for choices in ("{nav,humanoid,tabletop,passive}", "{random,explore,circle,square,look}", "{hand,gripper}"):
+    tasks, walks = "{nav,humanoid,tabletop,passive}", "{random,explore,circle,square,look}"
+    for choices in (tasks, walks, "{hand,gripper}"):
         assert choices in text
     assert "examples: egoworld worlds generate --task nav" in text
 
