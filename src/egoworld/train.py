@@ -455,7 +455,16 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
-                optimizer.step()
+                try:
+                    optimizer.step()
+                except RuntimeError as err:  # e.g. lr_base=1e38: Adam's step size overflows float32
+                    if "overflow" not in str(err):
+                        raise
+                    bar.close()
+                    raise EgoworldError(
+                        f"the optimizer step overflowed at step {step + 1} ({err}); no final model was "
+                        f"written; lower lr_base/lr_actions (they are {cfg.lr_base:g}/{cfg.lr_actions:g})"
+                    ) from None
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             batch_in_epoch += 1

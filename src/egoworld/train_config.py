@@ -428,9 +428,7 @@ def validate(cfg: TrainConfig) -> None:
             raise ValueError(f"{name}={getattr(cfg, name)}; expected an integer >= 0")
     if not 0 <= cfg.seed < 2**32:
         raise ValueError(f"seed={cfg.seed}; expected an integer in [0, 2**32)")
-    for name in ("lr_base", "lr_actions"):  # AdamW moves each weight by about lr per step
-        check_range("", name, getattr(cfg, name), low=0, high=1)
-    for name in ("weight_decay", "max_grad_norm"):
+    for name in ("lr_base", "lr_actions", "weight_decay", "max_grad_norm"):
         check_range("", name, getattr(cfg, name), low=0)
     for name in ("adam_beta1", "adam_beta2"):
         check_range("", name, getattr(cfg, name), low=0, high=1, high_open=True)

@@ -72,9 +72,10 @@ def test_a_mixture_run_saves_both_normalisers_and_rollout_picks_one(tmp_path, na
     final = tmp_path / "run" / "final"
     saved = json.loads((final / "normalization.json").read_text())
     assert list(saved["datasets"]) == ["recon", "scand"]
-    assert saved["mode"] == "minmax" and saved["meta"] == {"dataset": "recon", "spacing": 0.25}  # the default
+    recon_meta = {"dataset": "recon", "spacing": 0.25, "action_mode": "delta"}
+    assert saved["mode"] == "minmax" and saved["meta"] == recon_meta  # the default
     assert saved["datasets"]["scand"]["mode"] == "meanstd"
-    assert saved["datasets"]["scand"]["meta"] == {"dataset": "scand", "spacing": 0.38}
+    assert saved["datasets"]["scand"]["meta"] == {"dataset": "scand", "spacing": 0.38, "action_mode": "delta"}
 
     info = read_model_info(final)  # what `egoworld rollout` reads before loading the weights
     assert info.normalizer.dataset_names == ["recon", "scand"] and model_spacing(info) == 0.25

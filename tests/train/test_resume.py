@@ -247,6 +247,15 @@ def test_a_non_finite_loss_stops_keeping_the_last_good_checkpoint(trainer, nav_d
     assert not (run / "final").exists() and not (run / "final_state.json").exists()
 
 
+def test_a_learning_rate_too_large_for_float32_is_one_line(trainer, nav_data, tmp_path):
+    run = tmp_path / "huge"
+    code, log = trainer.run(_argv(run, nav_data, "--lr-base=1e38"))  # Adam's first step size is 10x lr
+    assert code == 2, log
+    line = _one_error_line(log)
+    assert "optimizer step overflowed at step 1" in line and "lr_base" in line, line
+    assert not (run / "final").exists()
+
+
 def test_a_corrupt_init_from_folder_is_one_line(trainer, nav_data, straight, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(straight / "final", model)
