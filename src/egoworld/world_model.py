@@ -207,10 +207,7 @@ class WorldModel(nn.Module):
         (for a cumulative model: the poses of one chunk, as its training clips hold them).
         """
         f = self.config.num_frames
-        if normalized:
-            a = torch.as_tensor(actions, dtype=torch.float32)
-        else:
-            a = torch.from_numpy(np.array(actions, dtype=np.float32))
+        a = torch.as_tensor(actions, dtype=torch.float32).cpu()
         n = a.shape[0]
         chunks = max(1, math.ceil((n - 1) / (f - 1)))
         cumulative = self.action_mode == "cumulative"
@@ -262,12 +259,12 @@ class WorldModel(nn.Module):
             start frame (zero), the convention of `egoworld.data.clip.Clip`. Returns uint8 [N, H, W, 3].
         """
         c = self.config
-        a = torch.as_tensor(np.asarray(actions, dtype=np.float32))
+        a = torch.as_tensor(actions, dtype=torch.float32).cpu()
         self._check_rollout_inputs(image, a, state, num_inference_steps, guidance)
         steps = c.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
         generator = torch.Generator(device="cpu").manual_seed(seed)  # the same noise on any device
         a_chunks = self.chunk_actions(a, normalized)  # [F, D] each, model scale
-        states = self.chunk_states(state, a if normalized else self.normalize_actions(actions))
+        states = self.chunk_states(state, a if normalized else self.normalize_actions(a))
         n, chunks = a.shape[0], len(a_chunks)
         bar = None
         if progress:
@@ -302,7 +299,7 @@ class WorldModel(nn.Module):
         """One generated chunk as floats: image uint8 [H, W, 3], actions [num_frames, D] ->
         frames [1, num_frames, 3, H, W] in [-1, 1] (frame 0 re-creates the image). The unit the
         parity tests compare with the diffusers pipelines."""
-        a = torch.as_tensor(np.asarray(actions, dtype=np.float32))
+        a = torch.as_tensor(actions, dtype=torch.float32).cpu()
         self._check_rollout_inputs(image, a, state, num_inference_steps, guidance)
         if a.shape[0] != self.config.num_frames:
             raise ValueError(f"{a.shape[0]} actions; a chunk takes num_frames={self.config.num_frames}")
