@@ -229,6 +229,7 @@ class PoseClipDataset(Dataset):
 
     def all_actions(self):
         """Unnormalized actions of the whole dataset as [N, 3] arrays (for statistics)."""
+        origin = self.spec.context - 1  # cumulative: the frame the poses are relative to (its row is 0)
         for traj in self.trajectories:
             if self.action_mode == "delta":
                 idx = np.arange(0, len(traj["yaw"]), self.spec.frame_step)
@@ -237,9 +238,10 @@ class PoseClipDataset(Dataset):
             else:
                 for _, start in build_windows([(0, 0, len(traj["yaw"]))], self.spec):
                     idx = self.spec.indices(start)
-                    start = self.spec.context - 1
-                    poses = nav_cumulative(traj["position"][idx], traj["yaw"][idx], self.spacing, start=start)
-                    yield np.delete(poses, start, axis=0)  # the start row is always zero
+                    poses = nav_cumulative(
+                        traj["position"][idx], traj["yaw"][idx], self.spacing, start=origin
+                    )
+                    yield np.delete(poses, origin, axis=0)
 
     def get_clip(self, i: int) -> Clip:
         if not -len(self) <= i < len(self):
