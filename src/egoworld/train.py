@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -250,12 +251,13 @@ def param_groups(cfg: TrainConfig, model: WorldModel) -> list[dict]:
 # the loop --------------------------------------------------------------------------------------------
 
 
-def train(cfg: TrainConfig) -> Path:
+def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
     """Train (or resume) the run in `cfg.run_dir`; returns the folder of the final model.
 
     Raises EgoworldError when another trainer holds the run folder, when every checkpoint of the run
     is unusable, or when the loss stops being finite (the last good checkpoint is kept, no final model
-    is written); ValueError / FileNotFoundError on a bad config or input.
+    is written); ValueError / FileNotFoundError on a bad config or input. `progress`: a tqdm bar with
+    the step and the loss on stderr (main process only).
     """
     validate(cfg)
     if cfg.init_from and not Path(cfg.init_from).is_dir():
@@ -294,7 +296,7 @@ def train(cfg: TrainConfig) -> Path:
 
     try:
         _everywhere(accelerator, claim)
-        return _train(cfg, accelerator, run_dir)
+        return _train(cfg, accelerator, run_dir, progress)
     except BaseException:
         if accelerator.is_main_process and lock["fd"] is not None and not (run_dir / "config.yaml").exists():
             # nothing of this run was written: leave the file system as it was found
@@ -371,7 +373,7 @@ def _task(cfg: TrainConfig):
     return WorldModelTask(cfg)
 
 
-def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
+def _train(cfg: TrainConfig, accelerator, run_dir: Path, progress: bool = True) -> Path:
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
@@ -440,11 +442,13 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
     if accelerator.is_main_process:
         accelerator.init_trackers("train")
 
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not accelerator.is_main_process)
+    show = progress and accelerator.is_main_process
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not show)
     unwrapped = accelerator.unwrap_model(model)
     last_saved = resume
     nonfinite = torch.zeros((), device=accelerator.device)  # non-finite micro-step losses since the last step
-    while step < cfg.max_steps:
+    started, out_of_time = time.monotonic(), False
+    while step < cfg.max_steps and not out_of_time:
         for batch in epoch_batches(accelerator, loader, sampler, epoch, batch_in_epoch):
             with accelerator.accumulate(model):
                 g = torch.Generator(device=accelerator.device).manual_seed(
@@ -471,8 +475,11 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
             if not accelerator.sync_gradients:
                 continue
             step += 1
-            stats = accelerator.gather(torch.stack([loss.detach().float(), nonfinite])[None])  # [P, 2]
-            loss_value, bad = stats[:, 0].mean().item(), stats[:, 1].sum().item() > 0
+            elapsed = torch.tensor(time.monotonic() - started, device=accelerator.device)
+            stats = accelerator.gather(torch.stack([loss.detach().float(), nonfinite, elapsed])[None])
+            loss_value, bad = stats[:, 0].mean().item(), stats[:, 1].sum().item() > 0  # stats [P, 3]
+            # every rank stops at the same step: the slowest rank's clock decides
+            out_of_time = 0 < cfg.time_budget_s < stats[:, 2].max().item() and step < cfg.max_steps
             nonfinite.zero_()
             if bad or not math.isfinite(loss_value):
                 bar.close()
@@ -488,7 +495,7 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 lrs = {f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups}
                 accelerator.log({"loss": loss_value, **lrs}, step=step)
-            if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+            if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
                 last_saved = _save_checkpoint(
                     accelerator, unwrapped, ema, run_dir, step, epoch, batch_in_epoch, cfg.keep_checkpoints
                 )
@@ -496,11 +503,13 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
                 task.validate(
                     unwrapped, val_ds or train_ds, run_dir / "samples" / f"step-{step:08d}.mp4", cfg.seed
                 )
-            if step >= cfg.max_steps:
+            if step >= cfg.max_steps or out_of_time:
                 break
         else:
             epoch, batch_in_epoch = epoch + 1, 0
     bar.close()
+    if out_of_time:
+        logger.info("time_budget_s=%g reached at step %d of %d", cfg.time_budget_s, step, cfg.max_steps)
     accelerator.wait_for_everyone()
     # every rank must hold the same weights; record each rank's checksum to prove it
     checksum = (
@@ -513,7 +522,8 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path) -> Path:
             ema.copy_to(trainable)
         unwrapped.save_pretrained(final)
         with atomic_path(run_dir / "final_state.json") as tmp:
-            tmp.write_text(json.dumps({"step": step, "rank_checksums": checksums}))
+            state = {"step": step, "completed": step >= cfg.max_steps, "rank_checksums": checksums}
+            tmp.write_text(json.dumps(state))
     accelerator.end_training()
     return final
 

@@ -206,6 +206,9 @@ class TrainConfig:
     Args:
         run_dir: where checkpoints, logs, samples and the resolved config go.
         max_steps: optimizer steps to train for (a resumed run continues to this count).
+        time_budget_s: stop after this many seconds of training in this invocation (0: no limit): a
+            checkpoint is written at the step reached and the final model saved from it; running again
+            resumes there (`final_state.json` says whether max_steps was reached).
         batch_size: clips per process per micro-step; grad_accum: micro-steps per optimizer step.
         lr_base, lr_actions: the two learning-rate groups (EgoWM App. B: SVD 1e-5/1e-4, Cosmos 1e-6/1e-5);
             finite and >= 0.
@@ -230,6 +233,7 @@ class TrainConfig:
 
     run_dir: str = "runs/default"
     max_steps: int = 100
+    time_budget_s: float = 0.0
     batch_size: int = 2
     grad_accum: int = 1
     lr_base: float = 1e-5
@@ -276,7 +280,15 @@ class TrainConfig:
 
 _SECTIONS = {"model": WorldModelConfig, "data": DataConfig, "observation": ObservationTrainConfig}
 # Fields that may differ when a run is resumed (extending a run, moving it).
-RESUMABLE_DIFFERENCES = {"max_steps", "run_dir", "validate_every", "log_every", "checkpoint_every"}
+RESUMABLE_DIFFERENCES = {
+    "max_steps",
+    "time_budget_s",
+    "run_dir",
+    "validate_every",
+    "log_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+}
 
 
 def _known_keys() -> list[str]:
@@ -428,7 +440,7 @@ def validate(cfg: TrainConfig) -> None:
             raise ValueError(f"{name}={getattr(cfg, name)}; expected an integer >= 0")
     if not 0 <= cfg.seed < 2**32:
         raise ValueError(f"seed={cfg.seed}; expected an integer in [0, 2**32)")
-    for name in ("lr_base", "lr_actions", "weight_decay", "max_grad_norm"):
+    for name in ("lr_base", "lr_actions", "weight_decay", "max_grad_norm", "time_budget_s"):
         check_range("", name, getattr(cfg, name), low=0)
     for name in ("adam_beta1", "adam_beta2"):
         check_range("", name, getattr(cfg, name), low=0, high=1, high_open=True)

@@ -56,7 +56,8 @@ def test_bad_values_and_missing_file(tmp_path):
 
 def test_differences_ignore_what_a_resume_may_change():
     a = load_config(CONFIGS / "tiny-svd.yaml").to_dict()
-    b = load_config(CONFIGS / "tiny-svd.yaml", ["--max-steps=999", "--lr-actions=5e-3"]).to_dict()
+    extend = ["--max-steps=999", "--time-budget-s=600", "--keep-checkpoints=9"]  # a resume may change these
+    b = load_config(CONFIGS / "tiny-svd.yaml", [*extend, "--lr-actions=5e-3"]).to_dict()
     assert differences(a, b) == ["lr_actions"]
 
 
@@ -72,6 +73,8 @@ def test_differences_ignore_what_a_resume_may_change():
         (["--log-every=0"], "log_every=0; expected a positive integer"),
         (["--batch-size=0"], "batch_size=0; expected a positive integer"),
         (["--keep-checkpoints=-1"], "keep_checkpoints=-1; expected an integer >= 0"),
+        (["--time-budget-s=-1"], "time_budget_s=-1.0: expected a finite value >= 0"),
+        (["--time-budget-s=inf"], "time_budget_s=inf: expected a finite value >= 0"),
         (["--ema-decay=1"], r"ema_decay=1.0: expected a finite value in \[0, 1\)"),
         (["--adam-beta2=1.5"], r"adam_beta2=1.5: expected a finite value in \[0, 1\)"),
         (["--seed=-1"], r"seed=-1; expected an integer in \[0, 2\*\*32\)"),
