@@ -8,9 +8,11 @@
 2. Training examples: 9-frame windows of the training episodes; the state is fused from the
    window's first frame with ground-truth depth (the hand left out, movable objects as object
    instances), rendered along the window's cameras (scene video + unobserved mask); the skeleton
-   video is drawn from the recorded hand keypoints. Latents are cached (the codec is frozen).
-3. Trains three `tiny-pixel` observation models with the same number of steps: full, w/o scene
-   render, w/o mask (the paper's ablation table).
+   video is drawn from the recorded hand keypoints. The clips are written once as a prepared folder
+   (`egoworld.sim.prepared.write_clips`, OUT/train_clips).
+3. Trains three `tiny-pixel` observation models with the same number of steps through the one
+   trainer (`egoworld.train`, the runs in OUT/runs/<variant>, as `egoworld sim train-observe`): full,
+   w/o scene render, w/o mask (the paper's ablation table).
 4. On each held-out episode: S_0 from frame 0, the closed loop (`EgoSim`, ground-truth
    reconstruction backend) for 2 clips (17 frames). "single clip" scores frames 1–8 of clip 1,
    "continuous" frames 1–16 of both clips. Frame 0 (the given observation) is not scored.
@@ -54,9 +56,11 @@ from egoworld.sim.loop import (
     observation_clip,
     state_from_frames,
 )
-from egoworld.sim.observe import ObservationModel, encode_clips, train_observation_model
+from egoworld.sim.observe import ObservationModel
+from egoworld.sim.prepared import MANIFEST, write_clips
 from egoworld.sim.render import render_state
 from egoworld.sim.state import StateConfig
+from egoworld.sim.train_observe import TrainObserveOptions, observation_run_config, train_observation_run
 from egoworld.worlds.generate import WorldSpec, generate
 
 logger = logging.getLogger("bench_egosim")
@@ -96,6 +100,18 @@ def memory_clip(ep: TabletopEpisode, start: int, frames: int) -> dict[str, np.nd
     r = render_state(state, ep.K, poses, H, W, method=RENDER)
     skeleton = action_video(ep.action(sl), ep.K, poses, H, W)
     return {"target": ep.rgb[sl], "scene": r.video, "mask": r.mask, "skeleton": skeleton}
+
+
+def with_cameras(clip: dict[str, np.ndarray], ep: TabletopEpisode, start: int) -> dict[str, np.ndarray]:
+    """A clip with the cameras and hands a prepared folder stores (`egoworld.sim.prepared`)."""
+    sl = slice(start, start + len(clip["target"]))
+    hands = np.full((len(clip["target"]), 2, 21, 3), np.nan, np.float32)  # not used by training
+    return {
+        **clip,
+        "K": ep.K.astype(np.float64),
+        "cam_to_world": ep.cam_to_world[sl],
+        "hand_keypoints": hands,
+    }
 
 
 def interval(values, confidence: float = 0.95) -> dict:
@@ -280,21 +296,25 @@ def main() -> None:
     t0 = time.perf_counter()
     train = episodes(args.out / "train", args.train, 0, args.size, 17, args.camera)
     test = episodes(args.out / "test", args.test, 1000, args.size, 17, args.camera)
-    cache = args.out / "train_clips.npz"  # training examples are a pure function of the seeds
-    if cache.is_file():
-        with np.load(cache) as z:
-            clips = [{k: z[k][i] for k in z.files} for i in range(len(z["target"]))]
-    else:
+    data = args.out / "train_clips"  # training examples are a pure function of the seeds: made once
+    if not (data / MANIFEST).is_file():
         clips = [
-            memory_clip(ep, s, 9)
-            if args.camera == "orbit"
-            else observation_clip(ep, s, 9, config=STATE, render_method=RENDER)
+            with_cameras(
+                memory_clip(ep, s, 9)
+                if args.camera == "orbit"
+                else observation_clip(ep, s, 9, config=STATE, render_method=RENDER),
+                ep,
+                s,
+            )
             for ep in train
             for s in (0, 2, 4, 6, 8)
         ]
-        np.savez(cache, **{k: np.stack([c[k] for c in clips]) for k in clips[0]})
+        meta = {"layout": f"bench_egosim --camera {args.camera}", "render": RENDER}
+        meta |= {"voxel_size": STATE.voxel_size, "fuse_frames": 1, "depth": "ground truth"}
+        write_clips(data, clips, meta)
+    n_clips = len(json.loads((data / MANIFEST).read_text())["clips"])
     t_data = time.perf_counter() - t0
-    logger.info("%d training clips from %d episodes in %.0f s", len(clips), len(train), t_data)
+    logger.info("%d training clips from %d episodes in %.0f s", n_clips, len(train), t_data)
 
     results = {
         "machine": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}, "
@@ -309,23 +329,23 @@ def main() -> None:
     results["cam_err_floor_gt_frames_continuous_mm"] = gt_floor(test, 2 * T - 1)
     pic_states = None
     for name in args.variants.split(","):
-        model = ObservationModel.build("tiny-pixel", height=args.size, width=args.size, **VARIANTS[name])
-        x0, y = encode_clips(model, clips)
+        slug = name.replace("/", "").replace(" ", "-")
+        options = TrainObserveOptions(
+            data, args.out / "runs" / slug, height=args.size, width=args.size, steps=args.steps,
+            batch=args.batch, lr=args.lr, budget_s=args.budget, **VARIANTS[name],
+        )  # fmt: skip
         t0 = time.perf_counter()
-        losses = train_observation_model(
-            model, x0, y, steps=args.steps, batch_size=args.batch, lr=args.lr, time_budget_s=args.budget
-        )
+        state = train_observation_run(observation_run_config(options), args.out / "models" / slug)
+        model = ObservationModel.from_pretrained(args.out / "models" / slug).eval()
         t_train = time.perf_counter() - t0
         t0 = time.perf_counter()
         ev = evaluate(model, test, args.sample_steps, **metric_kw)
         t_eval = time.perf_counter() - t0
         if name == "full":
             pic_states = ev["states"][0]
-            model.save_pretrained(args.out / "model_full")
         results["variants"][name] = {
-            "steps": len(losses),
-            "loss_first_50": float(np.mean(losses[:50])),
-            "loss_last_50": float(np.mean(losses[-50:])),
+            "steps": state["step"],
+            "loss_last_20": state["loss"],
             "train_s": t_train,
             "eval_s": t_eval,
             "mean": ev["mean"],

@@ -98,6 +98,9 @@ def test_command_constants_match_the_library():
     assert rollout.CHECKPOINT_RE.pattern == checkpoints.CKPT_RE.pattern
     assert experiment_cmd.STAGE_NAMES == STAGES
     assert observe.CONFIG_NAME == "egoworld_observation.json"  # sim train-observe's replace marker
+    from egoworld.sim import train_observe
+
+    assert train_observe.OBSERVATION_MARKER == observe.CONFIG_NAME
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):

@@ -1,9 +1,11 @@
 """Closed loop: a 2-clip EgoSim run on CPU with tiny presets, bad inputs, and `egoworld sim`."""
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
+import yaml
 
 from egoworld.cli import main
 from egoworld.sim.loop import (
@@ -172,11 +174,26 @@ def test_cli_build_state_run_and_bad_inputs(episode_dir, tmp_path, capsys):
     assert hashlib.sha256(state.read_bytes()).hexdigest() == digest  # the saved state is untouched
 
 
-def test_cli_train_observe(episode_dir, tmp_path):
+def test_cli_train_observe(episode_dir, tmp_path, capsys):
+    """`sim train-observe` is an `egoworld train` run: a run folder beside --out, a time budget that
+    stops at a checkpoint, and the same command again goes on from it to --steps."""
     from egoworld.sim.observe import ObservationModel
 
     out = tmp_path / "model"
-    argv = ["sim", "train-observe", "--data", str(episode_dir.parent), "--out", str(out), "--steps", "3"]
+    argv = ["sim", "train-observe", "--data", str(episode_dir.parent), "--out", str(out), "--steps", "3",
+            "--batch", "2"]  # fmt: skip
+    assert main([*argv, "--budget", "1e-9", "--no-progress"]) == 0  # over budget after the first step
+    printed = capsys.readouterr()
+    assert "--budget reached; run again to go on to 3" in printed.out and printed.err == ""
+    run = tmp_path / "model.run"
+    assert json.loads((run / "final_state.json").read_text())["step"] == 1
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-00000001"]
     assert main(argv) == 0
+    printed = capsys.readouterr()
+    assert "trained to step 3; saved to" in printed.out
+    assert "3/3" in printed.err and "loss=" in printed.err  # the trainer's progress bar
+    state = json.loads((run / "final_state.json").read_text())
+    assert state["completed"] and state["step"] == 3
+    assert yaml.safe_load((run / "config.yaml").read_text())["observation"]["preset"] == "tiny-pixel"
     assert ObservationModel.from_pretrained(out).config.preset == "tiny-pixel"
     assert main(["sim", "train-observe", "--data", str(tmp_path / "none"), "--out", str(out)]) == 2

@@ -100,7 +100,18 @@ def episodes(tmp_path_factory) -> Path:
 
 def test_train_observe_records_and_sim_run_follows(episodes, tmp_path, capsys):
     model = tmp_path / "model"
-    argv = ["sim", "train-observe", "--data", str(episodes), "--out", str(model), "--steps", "1"]
+    argv = [
+        "sim",
+        "train-observe",
+        "--data",
+        str(episodes),
+        "--out",
+        str(model),
+        "--steps",
+        "1",
+        "--batch",
+        "1",
+    ]
     assert main([*argv, "--render", "splat", "--no-progress"]) == 0
     training = ObservationModel.from_pretrained(model).config.training
     assert (training.render, training.voxel_size, training.trunc_voxel_multiplier) == ("splat", 0.03, 4.0)

@@ -1,6 +1,6 @@
 """`egoworld sim` and its actions: bad arguments are one line before anything loads, nothing is written,
 inputs stay as they were; state files that would inflate or unpickle are refused; train-observe shows
-progress."""
+progress (tests/sim/test_loop.py)."""
 
 from __future__ import annotations
 
@@ -172,23 +172,3 @@ def test_actions_observation_must_be_uint8_at_the_model_size(tmp_path):
         load_actions(tmp_path / "small.npz", 2, 9, (32, 32))
     np.savez(tmp_path / "ok.npz", **data, observation=np.zeros((32, 32, 3), np.uint8))
     assert load_actions(tmp_path / "ok.npz", 2, 9, (32, 32))["observation"].shape == (32, 32, 3)
-
-
-def test_train_observe_shows_progress_with_the_loss(capsys):
-    import torch
-
-    from egoworld.sim.observe import ObservationModel, train_observation_model
-
-    torch.manual_seed(0)
-    small = dict(num_attention_heads=2, attention_head_dim=16, ffn_dim=32, num_layers=1, rope_max_seq_len=32)
-    model = ObservationModel.build("tiny-pixel", height=16, width=16, transformer=small)
-    video = torch.rand(1, 9, 3, 16, 16) * 2 - 1
-    batch = {"target": video, "scene": video, "skeleton": torch.zeros_like(video) - 1}
-    batch["mask"] = torch.zeros(1, 9, 1, 16, 16)
-    x0, cond = model.encode_batch(batch)
-    capsys.readouterr()
-    losses = train_observation_model(model, x0, cond["y"], steps=3, batch_size=1, log_every=0, progress=True)
-    err = capsys.readouterr().err
-    assert len(losses) == 3 and "train-observe" in err and "3/3" in err and "loss=" in err
-    train_observation_model(model, x0, cond["y"], steps=2, batch_size=1, log_every=0)
-    assert capsys.readouterr().err == ""  # no bar unless asked

@@ -320,8 +320,7 @@ def _build_train_model(spec: TrainSpec, config: SuiteConfig, device, dtype):
 def measure_train_step(spec: TrainSpec, config: SuiteConfig, checkpointing: bool) -> list[dict]:
     """One optimizer step (loss, backward, AdamW) after a warm-up: seconds, peak memory, FLOPs, MFU.
 
-    WorldModel families run `WorldModel.loss` on pixels (VAE encode included), as `egoworld train`
-    does; EgoSim runs `loss_on_latents` on latents encoded once, as its trainer does.
+    Every model runs its `loss` on pixels (VAE encode included), as `egoworld train` does.
     """
     import torch
 
@@ -335,15 +334,9 @@ def measure_train_step(spec: TrainSpec, config: SuiteConfig, checkpointing: bool
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5)
     batch, generator = train_inputs(spec, device, config.seed)
-    if spec.key == "egosim":
-        x0, cond = model.encode_batch(batch, generator)
 
-        def loss():
-            return model.loss_on_latents(x0, cond, generator)
-    else:
-
-        def loss():
-            return model.loss(batch, generator)
+    def loss():
+        return model.loss(batch, generator)
 
     def step():
         loss().backward()

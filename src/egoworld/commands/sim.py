@@ -2,8 +2,8 @@
 
     egoworld sim --state S.npz --actions A.npz --clips K --out DIR [--model DIR] [--episode EP]
     egoworld sim build-state --episode EP --out S.npz [--actions-out A.npz]
-    egoworld sim train-observe --data DIR --out MODEL [--preset tiny-pixel] [--budget SECONDS]
-    egoworld sim prepare EGODEX_DIR --out DIR --size H W --frames N (--depth DIR | --depth-model DIR)
+    egoworld sim train-observe --data DIR --out MODEL [--run-dir RUN] [--preset tiny-pixel] [--budget S]
+    egoworld sim prepare DIR --out PREP --size H W --frames N (--depth D | --depth-model M) [--layout L]
     egoworld sim prepare --check DIR
 
 The actions file (npz): `camera_poses` [N, 4, 4] camera-to-world (OpenCV axes) and either
@@ -141,18 +141,33 @@ def register(subparsers) -> None:
     t = add_command(
         sub,
         "train-observe",
-        help="train an observation model on tabletop episodes",
-        description="Train an observation model (Wan InP DiT, 52 input channels) on 9-frame windows of "
-        "synthetic tabletop episodes: state rendering + unobserved mask + hand skeleton -> video.",
+        help="train an observation model on tabletop episodes or prepared clips",
+        description="Train an observation model (Wan InP DiT, 52 input channels) on clips of synthetic "
+        "tabletop episodes or of a `sim prepare` folder: state rendering + unobserved mask + hand skeleton "
+        "-> video. A shortcut for `egoworld train` with an observation: config (the same trainer): the run "
+        "folder holds its checkpoints, and running the same command again resumes a stopped run.",
         examples="egoworld sim train-observe --data W --out MODEL --steps 200 --budget 600",
     )
-    t.add_argument("--data", type=Path, required=True, help="folder of tabletop episodes (`worlds generate`)")
+    t.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="folder of tabletop episodes (`worlds generate`) or prepared clips (`sim prepare`)",
+    )
     t.add_argument(
         "--out",
         dest="model_out",
         type=Path,
         required=True,
         help="model folder to write (new, empty or an earlier observation model)",
+    )
+    t.add_argument(
+        "--run-dir",
+        dest="train_run_dir",
+        type=Path,
+        default=None,
+        help="training run folder: checkpoints, logs; a stopped run resumes from it (default: OUT.run "
+        "beside --out)",
     )
     t.add_argument(
         "--preset", default="tiny-pixel", choices=OBSERVE_PRESETS, help="model size (default tiny-pixel)"
@@ -165,12 +180,23 @@ def register(subparsers) -> None:
         help="max steps (default 1000)",
     )
     t.add_argument(
-        "--budget", type=float_in(0.0, lo_open=True), default=None, help="stop after this many seconds"
+        "--budget",
+        type=float_in(0.0, lo_open=True),
+        default=None,
+        help="stop after this many seconds (a checkpoint is written; run again to continue)",
     )
     t.add_argument("--batch", type=int_in(1, 4096), default=16, help="batch size (default 16)")
     t.add_argument(
         "--lr", type=float_in(0.0, 1.0, lo_open=True), default=5e-4, help="learning rate (default 5e-4)"
     )
+    t.add_argument(
+        "--checkpoint-every",
+        dest="train_checkpoint_every",
+        type=int_in(1, 10_000_000),
+        default=100,
+        help="steps between checkpoints (default 100)",
+    )
+    t.add_argument("--seed", dest="train_seed", type=int_in(0, 2**32 - 1), default=0, help="seed (default 0)")
     t.add_argument(
         "--voxel", type=float_in(0.0, 1.0, lo_open=True), default=EPISODE_VOXEL_SIZE, help=voxel_help
     )
@@ -184,16 +210,21 @@ def register(subparsers) -> None:
 
 
 PREPARE_DESCRIPTION = (
-    "Cut EgoDex episodes (<i>.mp4 + <i>.hdf5: intrinsics, camera poses, hand joints) into training "
-    "clips: the clip, the state fused from its first frames with the hands left out and rendered along "
-    "its cameras (scene + unobserved mask), and the hand skeleton video, written as shards "
-    "(egoworld.sim.prepared). Depth: --depth (metric, one file per episode) or --depth-model (Depth "
-    "Anything, aligned per frame to the hand joints). --check DIR verifies a prepared folder (exit 1 "
-    "when it lists problems). See docs/egosim.md."
+    "Cut recorded egocentric video into training clips: the clip, the state fused from its first frames "
+    "with the hands left out and rendered along its cameras (scene + unobserved mask), and the hand "
+    "skeleton video, written as shards (egoworld.sim.prepared). Layouts (--layout, default auto: told "
+    "apart by the file beside each video): egodex, <i>.mp4 + <i>.hdf5 (intrinsics, camera poses, hand "
+    "joints in world coordinates); plain, <name>.mp4 + <name>.npz (K, hands [N, 2, 21, 3] in camera "
+    "coordinates, optional hand_confidence and cam_to_world; without poses they are estimated by Open3D "
+    "RGB-D odometry over the depth). Depth: --depth (metric, one file per episode) or --depth-model "
+    "(Depth Anything, aligned per frame to the hand joints). --check PREP verifies a prepared folder "
+    "(exit 1 when it lists problems). See docs/egosim.md."
 )
 PREPARE_EXAMPLES = """
 egoworld worlds generate --task tabletop --format egodex --out EGX --episodes 2 --frames 17 --size 32
 egoworld sim prepare EGX --out PREP --size 32 32 --frames 9 --depth EGX/depth
+egoworld worlds generate --task tabletop --format plain --no-poses --out PLN --episodes 2 --size 96
+egoworld sim prepare PLN --out PREP2 --size 32 32 --frames 9 --depth PLN/depth
 egoworld sim prepare EGODEX/part1 --out PREP --size 480 832 --frames 61 --frame-step 2 --voxel 0.005 \\
     --depth-model Depth-Anything-V2-Small-hf
 egoworld sim prepare --check PREP
@@ -201,23 +232,34 @@ egoworld sim prepare --check PREP
 
 
 def _register_prepare(sub, voxel_help: str) -> None:
-    """`sim prepare`: training clips for the observation model from EgoDex-layout video."""
+    """`sim prepare`: training clips for the observation model from recorded video (EgoDex or plain)."""
     from egoworld.sim.state import EPISODE_VOXEL_SIZE
 
     r = add_command(
         sub,
         "prepare",
-        help="observation-model training clips from recorded video (EgoDex layout)",
+        help="observation-model training clips from recorded video (EgoDex or plain layout)",
         description=PREPARE_DESCRIPTION,
         examples=PREPARE_EXAMPLES,
     )
     r.add_argument(
-        "egodex_dir", nargs="?", type=Path, help="folder of EgoDex episodes (searched recursively)"
+        "video_dir",
+        nargs="?",
+        type=Path,
+        metavar="DIR",
+        help="folder of episodes (searched recursively): EgoDex or plain layout",
+    )
+    r.add_argument(
+        "--layout",
+        dest="prepare_layout",
+        default="auto",
+        choices=["auto", "egodex", "plain"],
+        help="input layout (default auto: .hdf5 beside the videos = egodex, .npz = plain)",
     )
     r.add_argument(
         "--out",
         dest="prepare_out",
-        metavar="DIR",
+        metavar="PREP",
         type=Path,
         help="output folder (new, empty or an earlier `sim prepare` output; replaced when complete)",
     )
@@ -283,7 +325,7 @@ def _register_prepare(sub, voxel_help: str) -> None:
         dest="prepare_check",
         type=Path,
         default=None,
-        metavar="DIR",
+        metavar="PREP",
         help="check a prepared folder instead",
     )
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -563,10 +605,18 @@ def run_build_state(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- train-observe
 
 
-def check_train_request(args: argparse.Namespace) -> list[Path]:
-    """Every check of `sim train-observe` that needs no torch -> the episode folders ([]: prepared)."""
+def train_run_dir(args: argparse.Namespace) -> Path:
+    """The run folder of `sim train-observe`: --run-dir, or OUT.run beside --out."""
+    if args.train_run_dir is not None:
+        return args.train_run_dir
+    return args.model_out.with_name(args.model_out.name + ".run")
+
+
+def check_train_request(args: argparse.Namespace) -> None:
+    """Every check of `sim train-observe` that needs no torch (and writes nothing)."""
     from egoworld.io_utils import check_outputs_distinct, check_replaceable
     from egoworld.sim.prepared import MANIFEST, read_manifest
+    from egoworld.sim.train_observe import OBSERVATION_MARKER
 
     _need(
         args.data,
@@ -574,86 +624,46 @@ def check_train_request(args: argparse.Namespace) -> list[Path]:
         "folder",
         "tabletop episodes (`egoworld worlds generate`) or prepared clips (`egoworld sim prepare`)",
     )
-    prepared = (args.data / MANIFEST).is_file()
-    if prepared:
+    if (args.data / MANIFEST).is_file():
         read_manifest(args.data)
-    folders = [] if prepared else sorted(p for p in args.data.glob("episode_*") if p.is_dir())
-    if not folders and not prepared:
+    elif not any(p.is_dir() for p in args.data.glob("episode_*")):
         raise FileNotFoundError(
             f"no tabletop episodes in {args.data}; expected episode_*/ folders from "
-            "`egoworld worlds generate --task tabletop`"
+            "`egoworld worlds generate --task tabletop` or a `egoworld sim prepare` folder"
         )
-    check_replaceable(args.model_out, "egoworld_observation.json")  # = egoworld.sim.observe.CONFIG_NAME
-    check_outputs_distinct({"--out": args.model_out}, {"--data": args.data}, replaced_folders=["--out"])
-    return folders
+    check_replaceable(args.model_out, OBSERVATION_MARKER)
+    check_outputs_distinct(
+        {"--out": args.model_out, "--run-dir": train_run_dir(args)},
+        {"--data": args.data},
+        replaced_folders=["--out"],
+    )
 
 
 def run_train(args: argparse.Namespace) -> int:
-    folders = check_train_request(args)  # before torch or any output
+    check_train_request(args)  # before torch or any output
 
-    from egoworld.sim.loop import TabletopEpisode, observation_clip
-    from egoworld.sim.observe import ObservationModel, encode_clips, train_observation_model
-    from egoworld.sim.observe_config import TrainingSettings
-    from egoworld.sim.state import StateConfig
+    from egoworld.sim.train_observe import TrainObserveOptions, observation_run_config, train_observation_run
 
-    model = ObservationModel.build(args.preset, use_scene=not args.no_scene, use_mask=not args.no_mask)
-    c = model.config
-    from tqdm.auto import tqdm
-
-    clips = []
-    state_config = StateConfig(voxel_size=args.voxel)
-    # what the training states are made with, saved with the model for `egoworld sim` (one set of settings)
-    c.training = TrainingSettings(
-        render=args.train_render,
-        voxel_size=state_config.voxel_size,
-        trunc_voxel_multiplier=state_config.trunc_voxel_multiplier,
-        depth_max=state_config.depth_max,
-        fuse_frames=1,
-        depth="ground truth",
-        data="tabletop episodes",
-    )
-    if not folders:  # prepared clips (`egoworld sim prepare`): their manifest says how they were made
-        from egoworld.sim.prepared import load_training_clips, read_manifest
-
-        clips = load_training_clips(args.data, c.num_frames, c.height, c.width)
-        c.training = TrainingSettings.from_prepared(read_manifest(args.data))
-    for f in tqdm(folders, desc="preparing clips", unit="episode", disable=args.no_progress):
-        ep = TabletopEpisode.load(f)
-        if ep.rgb.shape[1:3] != (c.height, c.width):
-            raise ValueError(
-                f"{f} has {ep.rgb.shape[1]}x{ep.rgb.shape[2]} frames; preset {args.preset} needs "
-                f"{c.height}x{c.width}"
-            )
-        for start in range(0, len(ep) - c.num_frames + 1, 2):
-            clips.append(
-                observation_clip(
-                    ep,
-                    start,
-                    c.num_frames,
-                    config=state_config,
-                    render_method=args.train_render,
-                )
-            )
-    if not clips:
-        raise ValueError(f"episodes in {args.data} are shorter than one clip of {c.num_frames} frames")
-    x0, y = encode_clips(model, clips)
-    losses = train_observation_model(
-        model,
-        x0,
-        y,
+    run_dir = train_run_dir(args)
+    options = TrainObserveOptions(
+        data=args.data,
+        run_dir=run_dir,
+        preset=args.preset,
         steps=args.train_steps,
-        batch_size=args.batch,
+        batch=args.batch,
         lr=args.lr,
-        time_budget_s=args.budget,
-        progress=not args.no_progress,
+        budget_s=args.budget,
+        voxel_size=args.voxel,
+        render=args.train_render,
+        use_scene=not args.no_scene,
+        use_mask=not args.no_mask,
+        checkpoint_every=args.train_checkpoint_every,
+        seed=args.train_seed,
     )
-    model.save_pretrained(args.model_out)
-    n = min(20, len(losses))
-    first, last = sum(losses[:n]) / n, sum(losses[-n:]) / n
-    print(
-        f"trained {len(losses)} steps on {len(clips)} clips: loss {first:.4f} → {last:.4f}; "
-        f"saved to {args.model_out}"
-    )
+    cfg = observation_run_config(options)
+    state = train_observation_run(cfg, args.model_out, progress=not args.no_progress)
+    stopped = "" if state["completed"] else f" (--budget reached; run again to go on to {cfg.max_steps})"
+    print(f"trained to step {state['step']}{stopped}; saved to {args.model_out} (run folder {run_dir})")
     return 0
 
 
@@ -666,33 +676,36 @@ def check_prepare_request(args: argparse.Namespace) -> None:
     from egoworld.sim.prepared import MANIFEST
 
     if args.prepare_check is not None:
-        if args.egodex_dir is not None or args.prepare_out is not None:
-            raise ValueError(
-                "--check DIR takes no EGODEX_DIR or --out; usage: egoworld sim prepare --check DIR"
-            )
+        if args.video_dir is not None or args.prepare_out is not None:
+            raise ValueError("--check PREP takes no DIR or --out; usage: egoworld sim prepare --check PREP")
         _need(args.prepare_check, "--check", "folder", "a folder written by `egoworld sim prepare`")
         return
-    missing = [n for n, v in (("EGODEX_DIR", args.egodex_dir), ("--out", args.prepare_out)) if v is None]
+    missing = [n for n, v in (("DIR", args.video_dir), ("--out", args.prepare_out)) if v is None]
     missing += [n for n, v in (("--size", args.size), ("--frames", args.clip_frames)) if v is None]
     if missing:
         raise ValueError(
-            f"missing {', '.join(missing)}; usage: egoworld sim prepare EGODEX_DIR --out DIR --size H W "
-            "--frames N (--depth DIR | --depth-model DIR)"
+            f"missing {', '.join(missing)}; usage: egoworld sim prepare DIR --out PREP --size H W "
+            "--frames N (--depth DIR | --depth-model DIR) [--layout auto|egodex|plain]"
         )
-    _need(args.egodex_dir, "EGODEX_DIR", "folder", "a folder of EgoDex episodes (<i>.mp4 + <i>.hdf5)")
+    _need(
+        args.video_dir,
+        "DIR",
+        "folder",
+        "a folder of episodes (<i>.mp4 + <i>.hdf5 EgoDex, or <name>.mp4 + <name>.npz plain)",
+    )
     _need(args.prepare_depth, "--depth", "folder", "a folder of <episode>.npy metric depth files")
     _need(args.prepare_depth_model, "--depth-model", "folder", "a local transformers Depth Anything folder")
     if (args.prepare_depth is None) == (args.prepare_depth_model is None):
         raise ValueError(
             "give exactly one depth source: --depth DIR (metric depth per episode) or --depth-model DIR "
-            "(a local Depth Anything folder); EgoDex has no depth"
+            "(a local Depth Anything folder); the recorded video has no depth"
         )
     _prepare_config(args).validate()
     check_replaceable(args.prepare_out, MANIFEST)
     check_outputs_distinct(
         {"--out": args.prepare_out},
         {
-            "EGODEX_DIR": args.egodex_dir,
+            "DIR": args.video_dir,
             "--depth": args.prepare_depth,
             "--depth-model": args.prepare_depth_model,
         },
@@ -733,12 +746,13 @@ def run_prepare(args: argparse.Namespace) -> int:
             print(f"  - {problem}")
         return 1 if problems else 0
 
-    from egoworld.sim.prepare import prepare_egodex
+    from egoworld.sim.prepare import prepare_videos
 
-    meta = prepare_egodex(
-        args.egodex_dir,
+    meta = prepare_videos(
+        args.video_dir,
         args.prepare_out,
         _prepare_config(args),
+        layout=args.prepare_layout,
         depth_dir=args.prepare_depth,
         depth_model=args.prepare_depth_model,
         device=args.device,
@@ -747,7 +761,8 @@ def run_prepare(args: argparse.Namespace) -> int:
     skipped = f" ({meta['skipped_clips']} skipped: no depth to fuse)" if meta["skipped_clips"] else ""
     print(
         f"wrote {len(meta['clips'])} clips of {meta['frames']} frames at {meta['height']}x{meta['width']} "
-        f"from {meta['episodes']} episodes in {len(meta['shards'])} shards to {args.prepare_out}{skipped}"
+        f"from {meta['episodes']} episodes ({meta['layout']} layout, poses {meta['poses']}) in "
+        f"{len(meta['shards'])} shards to {args.prepare_out}{skipped}"
     )
     return 0
 

@@ -14,6 +14,7 @@ EXAMPLES = """
 egoworld worlds generate --task nav --out worlds/nav --episodes 8 --frames 32 --size 64
 egoworld worlds generate --task tabletop --out worlds/tabletop --episodes 2 --frames 17 --size 32
 egoworld worlds generate --task tabletop --format egodex --out worlds/egodex --episodes 2 --size 32
+egoworld worlds generate --task tabletop --format plain --no-poses --out worlds/plain --episodes 2 --size 96
 egoworld worlds generate --task nav --trajectory circle --textures my_paintings/ --out worlds/gallery
 """
 
@@ -73,9 +74,15 @@ def register(subparsers) -> None:
     gen.add_argument(
         "--format",
         default="native",
-        choices=("native", "egodex"),
+        choices=("native", "egodex", "plain"),
         help="native: each task's own layout (default); egodex: tabletop hand episodes as EgoDex "
-        "<i>.mp4 + <i>.hdf5 (egoworld.worlds.egodex_export)",
+        "<i>.mp4 + <i>.hdf5; plain: as <i>.mp4 + <i>.npz (K, hands in camera coordinates, "
+        "cam_to_world), the plain layout of `sim prepare` (egoworld.worlds.egodex_export)",
+    )
+    gen.add_argument(
+        "--no-poses",
+        action="store_true",
+        help="--format plain only: leave cam_to_world out (sim prepare then estimates the poses)",
     )
     gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     gen.set_defaults(func=run)
@@ -107,14 +114,21 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         options=options,
     )
-    if args.format == "egodex":
-        from egoworld.worlds.egodex_export import generate_egodex as generate
-    desc = generate(spec, args.out, progress=not args.no_progress)
+    if args.no_poses and args.format != "plain":
+        raise ValueError(f"--no-poses applies to --format plain; got --format {args.format}")
+    if args.format in ("egodex", "plain"):
+        from egoworld.worlds.egodex_export import generate_recorded
+
+        desc = generate_recorded(
+            spec, args.out, layout=args.format, poses=not args.no_poses, progress=not args.no_progress
+        )
+    else:
+        desc = generate(spec, args.out, progress=not args.no_progress)
     if desc["status"] == "unchanged":
         print(f"{args.out} already holds this {spec.task} dataset; nothing to do")
     else:
         print(
             f"wrote {spec.episodes} {spec.task} episodes x {spec.frames} frames at {spec.size}x{spec.size} "
-            f"to {args.out}" + (" (EgoDex layout)" if args.format == "egodex" else "")
+            f"to {args.out}" + {"egodex": " (EgoDex layout)", "plain": " (plain layout)"}.get(args.format, "")
         )
     return 0

@@ -236,18 +236,33 @@ class Open3DOdometry:
             many units (`normalize_depth`): for estimated depth of unknown scale (a relative Depth
             Anything model), whose raw values have nothing to do with `depth_max` or Open3D's
             other metric thresholds. None (default) keeps metric depth as given.
+        reference: "previous" (default) registers each frame to the one before and chains the
+            steps; "first" registers each frame to the first frame given (a keyframe), starting from
+            the previous frame's estimate, so errors do not accumulate over the call — for short
+            spans that keep the first frame in view (`egoworld.sim.prepare` registers windows of
+            frames this way and chains the windows).
 
     Non-finite depth counts as unknown (0 for Open3D).
     """
 
-    def __init__(self, *, method: str = "hybrid", depth_max: float = 10.0, median_depth: float | None = None):
+    def __init__(
+        self,
+        *,
+        method: str = "hybrid",
+        depth_max: float = 10.0,
+        median_depth: float | None = None,
+        reference: str = "previous",
+    ):
         if method not in ("hybrid", "color"):
             raise ValueError(f"method must be 'hybrid' or 'color'; got {method!r}")
         if median_depth is not None and not median_depth > 0:
             raise ValueError(f"median_depth must be positive or None; got {median_depth}")
+        if reference not in ("previous", "first"):
+            raise ValueError(f"reference must be 'previous' or 'first'; got {reference!r}")
         self.method = method
         self.depth_max = depth_max
         self.median_depth = median_depth
+        self.reference = reference
 
     def __call__(self, frames: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
         import open3d as o3d
@@ -281,9 +296,17 @@ class Open3DOdometry:
             )
 
         poses = [np.eye(4)]
-        prev = rgbd(0)
+        first = prev = rgbd(0)
         for i in range(1, t):
             cur = rgbd(i)
+            if self.reference == "first":  # frame i -> frame 0, from frame i-1's estimate
+                ok, c2w, _ = o3d.pipelines.odometry.compute_rgbd_odometry(
+                    cur, first, cam, poses[-1], jac, option
+                )
+                if not ok:
+                    logger.warning("Open3D odometry failed for frame %d; assuming frame %d's pose", i, i - 1)
+                poses.append(c2w if ok else poses[-1])
+                continue
             ok, t_cur_to_prev, _ = o3d.pipelines.odometry.compute_rgbd_odometry(
                 cur, prev, cam, np.eye(4), jac, option
             )

@@ -57,22 +57,25 @@ def joint_names(side: str) -> list[str]:
 
 
 @dataclass
-class EgoDexEpisode:
-    """Poses and hands of one EgoDex episode (the video stays on disk).
+class HandEpisode:
+    """Poses and hands of one recorded episode, whatever its layout (the video stays on disk).
+
+    Both input layouts of `egoworld sim prepare` produce this record: EgoDex (`read_episode` here)
+    and plain video folders (`egoworld.sim.plain_video`, hands turned into world coordinates).
 
     Attributes:
         name: the episode's path relative to the dataset root, without suffix (e.g. "task/3").
-        video: the .mp4 path; hdf5: the .hdf5 path.
+        video: the .mp4 path; sidecar: the file beside it holding K, poses and hands (.hdf5 / .npz).
         K: [3, 3] intrinsics of the video frames.
         cam_to_world: [N, 4, 4] camera-to-world (OpenCV axes).
-        hands: [N, 2, 21, 3] joint positions (left, right), NaN where a hand is absent.
+        hands: [N, 2, 21, 3] joint positions (left, right), world metres, NaN where a hand is absent.
         confidence: [N, 2, 21] tracking confidence, 0 where a hand is absent.
         forearms: [N, 2, 3] forearm joint positions, NaN where absent.
     """
 
     name: str
     video: Path
-    hdf5: Path
+    sidecar: Path
     K: np.ndarray
     cam_to_world: np.ndarray
     hands: np.ndarray
@@ -83,24 +86,42 @@ class EgoDexEpisode:
         return len(self.cam_to_world)
 
 
-def find_episodes(root: str | Path) -> list[tuple[Path, Path]]:
-    """(video, hdf5) pairs under `root` (searched recursively, hidden folders skipped), sorted.
+EgoDexEpisode = HandEpisode  # the name this record had while EgoDex was the only layout
 
-    Raises ValueError for a video without its poses file or a poses file without its video.
-    """
+
+def episode_name(video: Path, root: str | Path | None) -> str:
+    """An episode's name: its video's path under `root` without suffix (the video's stem outside it)."""
+    root = Path(root) if root is not None else video.parent
+    return str(video.with_suffix("").relative_to(root)) if video.is_relative_to(root) else video.stem
+
+
+def scan_files(root: str | Path, suffixes: tuple[str, ...], skip=()) -> dict[str, dict[Path, Path]]:
+    """The files under `root` with one of `suffixes` (lower case, with the dot), by suffix and stem:
+    {suffix: {path without suffix: path}}, sorted. Hidden folders and the folders in `skip` (e.g. a
+    depth folder inside the dataset) are left out; ".h5" counts as ".hdf5"."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"EgoDex folder {str(root)!r} does not exist; expected a folder of episodes")
-    videos, poses = {}, {}
+        raise FileNotFoundError(f"episode folder {str(root)!r} does not exist; expected a folder of episodes")
+    skipped = [Path(s).resolve() for s in skip if s is not None]
+    found: dict[str, dict[Path, Path]] = {s: {} for s in suffixes}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts) or not path.is_file():
             continue
-        suffix = path.suffix.lower()
-        if suffix == ".mp4":
-            videos[path.with_suffix("")] = path
-        elif suffix in (".hdf5", ".h5"):
-            poses[path.with_suffix("")] = path
+        suffix = ".hdf5" if path.suffix.lower() == ".h5" else path.suffix.lower()
+        if suffix not in found or any(path.resolve().is_relative_to(s) for s in skipped):
+            continue
+        found[suffix][path.with_suffix("")] = path
+    return found
+
+
+def find_episodes(root: str | Path, skip=()) -> list[tuple[Path, Path]]:
+    """(video, hdf5) pairs under `root` (searched recursively, hidden and `skip` folders left out), sorted.
+
+    Raises ValueError for a video without its poses file or a poses file without its video.
+    """
+    found = scan_files(root, (".mp4", ".hdf5"), skip)
+    videos, poses = found[".mp4"], found[".hdf5"]
     for stem, video in videos.items():
         if stem not in poses:
             raise ValueError(
@@ -134,7 +155,7 @@ def _array(f, key: str, path: Path, shape: tuple, what: str) -> np.ndarray | Non
         raise ValueError(f"{path}: cannot read {key} ({err})") from None
 
 
-def read_episode(video: str | Path, hdf5: str | Path, root: str | Path | None = None) -> EgoDexEpisode:
+def read_episode(video: str | Path, hdf5: str | Path, root: str | Path | None = None) -> HandEpisode:
     """Read and check one episode's HDF5 file (the keys in the module docstring)."""
     from egoworld.data.safe_h5 import open_h5
     from egoworld.sim.camera import validate_intrinsics, validate_poses
@@ -189,12 +210,18 @@ def read_episode(video: str | Path, hdf5: str | Path, root: str | Path | None = 
     bad = ~np.isfinite(confidence)
     confidence[bad] = 0.0
     hands[~np.isfinite(hands).all(-1)] = np.nan  # a joint with a non-finite coordinate is unknown
-    root = Path(root) if root is not None else video.parent
-    name = str(video.with_suffix("").relative_to(root)) if video.is_relative_to(root) else video.stem
-    return EgoDexEpisode(name, video, hdf5, K, cams, hands, np.clip(confidence, 0.0, 1.0), forearms)
+    name = episode_name(video, root)
+    return HandEpisode(name, video, hdf5, K, cams, hands, np.clip(confidence, 0.0, 1.0), forearms)
 
 
-def check_in_front(episode: EgoDexEpisode, min_confidence: float = 0.5, min_fraction: float = 0.5) -> None:
+def front_fraction(z: np.ndarray, confidence: np.ndarray, min_confidence: float = 0.5) -> float | None:
+    """Share of the joints with confidence >= `min_confidence` and a finite camera depth `z` (any
+    shape, as `confidence`) that lie in front of the camera (z > 0); None when there are none."""
+    ok = np.isfinite(z) & (confidence >= min_confidence)
+    return float((z[ok] > 0).mean()) if ok.any() else None
+
+
+def check_in_front(episode: HandEpisode, min_confidence: float = 0.5, min_fraction: float = 0.5) -> None:
     """ValueError unless most confident hand joints lie in front of the camera (z > 0).
 
     A file whose `transforms/camera` uses other camera axes (e.g. OpenGL/ARKit: y up, z backward)
@@ -205,13 +232,10 @@ def check_in_front(episode: EgoDexEpisode, min_confidence: float = 0.5, min_frac
     w2c = invert_pose(episode.cam_to_world)  # [N, 4, 4]
     p = episode.hands.reshape(len(episode), -1, 3)
     z = np.einsum("tj,tkj->tk", w2c[:, 2, :3], p) + w2c[:, 2, 3:4]  # [N, 42]
-    ok = np.isfinite(z) & (episode.confidence.reshape(len(episode), -1) >= min_confidence)
-    if not ok.any():
-        return
-    fraction = float((z[ok] > 0).mean())
-    if fraction < min_fraction:
+    fraction = front_fraction(z, episode.confidence.reshape(len(episode), -1), min_confidence)
+    if fraction is not None and fraction < min_fraction:
         raise ValueError(
-            f"{episode.hdf5}: only {100 * fraction:.0f}% of the confident hand joints lie in front of the "
+            f"{episode.sidecar}: only {100 * fraction:.0f}% of the confident hand joints lie in front of the "
             "camera; expected transforms/camera to be camera-to-world with OpenCV axes (x right, y down, "
             "z forward)"
         )

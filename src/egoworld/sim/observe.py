@@ -42,6 +42,7 @@ from egoworld import noise
 from egoworld.codecs import WanCodec
 from egoworld.io_utils import atomic_dir
 from egoworld.objectives.flow import RectifiedFlow
+from egoworld.sim.clip_tensors import batch_from_clips, to_model_video, to_uint8_video
 from egoworld.sim.inp_inputs import MASK_CHANNELS, binarize, clip_features, inp_condition, mask_latents
 from egoworld.sim.inp_weights import (
     expand_inp_to_52,
@@ -56,15 +57,6 @@ from egoworld.sim.observe_config import (
     preset_config,
     transformer_config,
 )
-from egoworld.sim.observe_train import (
-    TrainingTensors,
-    batch_from_clips,
-    encode_clips,
-    encode_training_clips,
-    to_model_video,
-    to_uint8_video,
-    train_observation_model,
-)
 from egoworld.sim.pixel_codec import PixelCodec
 from egoworld.sim.prompts import PROMPT_FILE, cached_prompt_embeds, load_prompt_embeds, save_prompt_embeds
 from egoworld.weights import load_local
@@ -76,17 +68,13 @@ __all__ = [
     "ObservationConfig",
     "ObservationModel",
     "PixelCodec",
-    "TrainingTensors",
     "batch_from_clips",
-    "encode_clips",
-    "encode_training_clips",
     "expand_inp_to_52",
     "load_inp_transformer",
     "mask_latents",
     "preset_config",
     "to_model_video",
     "to_uint8_video",
-    "train_observation_model",
     "transformer_config",
 ]
 

@@ -5,7 +5,7 @@ A config with an `observation:` section (`egoworld.train_config.ObservationTrain
 gradient checkpointing, EMA, atomic checkpoints, exact resume). This module supplies its parts:
 
 - the clips (`PreparedClips`: a `egoworld sim prepare` folder, read shard by shard; or the clips
-  cut from synthetic tabletop episodes), stacked by `egoworld.sim.observe_train.batch_from_clips`;
+  cut from synthetic tabletop episodes), stacked by `egoworld.sim.clip_tensors.batch_from_clips`;
 - the model (`build_model`: `ObservationModel.from_inp` on a diffusers Wan 2.1 i2v / Fun-InP folder,
   `ObservationModel.from_pretrained` on an observation model, or `ObservationModel.build`), whose
   `forward(batch, generator)` is its own loss (`ObservationModel.loss`: rectified flow on the
@@ -28,7 +28,7 @@ from torch.utils.data import Dataset, Subset
 
 from egoworld.checkpoints import _first_line
 from egoworld.checkpoints import newest_usable as checkpoints_newest_usable
-from egoworld.sim.observe_train import batch_from_clips, to_uint8_video
+from egoworld.sim.clip_tensors import batch_from_clips, to_uint8_video
 from egoworld.sim.prepared import CLIP_KEYS, MANIFEST, check_clip_shape, load_shard, read_manifest
 
 if TYPE_CHECKING:

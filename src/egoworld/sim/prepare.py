@@ -1,8 +1,17 @@
 """`egoworld sim prepare`: observation-model training clips from recorded egocentric video.
 
-Input: episodes in the EgoDex layout (`egoworld.sim.egodex`: <i>.mp4 + <i>.hdf5 with intrinsics,
-camera poses and 3-D hand joints). For each clip of T frames (every `frame_step`-th video frame,
-a clip every `stride` video frames) it makes the EgoSim training example (paper §3.2-3.3):
+Input, one of two layouts (`LAYOUTS`; "auto" tells them apart by the file beside each video):
+
+- EgoDex (`egoworld.sim.egodex`): <i>.mp4 + <i>.hdf5 with intrinsics, camera poses and 3-D hand
+  joints in world coordinates;
+- plain (`egoworld.sim.plain_video`): <name>.mp4 + <name>.npz with intrinsics, 3-D hand joints in
+  each frame's camera coordinates and, optionally, camera poses. Without poses they are estimated
+  (`estimate_poses`: Open3D RGB-D odometry over the episode's depth frames, hands masked out).
+
+Both become the same record (`egoworld.sim.egodex.HandEpisode`: K, camera-to-world poses, hands in
+world coordinates), and from there one path cuts the clips. For each clip of T frames (every
+`frame_step`-th video frame, a clip every `stride` video frames) it makes the EgoSim training
+example (paper §3.2-3.3):
 
 - target: the recorded frames, resized to cover H x W and centre-cropped (`FramePlan`; K follows);
 - scene + mask: the state S fused (TSDF, `SceneState`) from the clip's first `fuse_frames` frames
@@ -29,12 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from egoworld.sim.egodex import EgoDexEpisode
+from egoworld.sim.egodex import HandEpisode
 from egoworld.sim.hand_mask import HandRadii
+from egoworld.sim.plain_video import PlainEpisode
 
 logger = logging.getLogger(__name__)
 
 SIZE_MULTIPLE = 16  # the Wan VAE compresses 8x and the DiT patches 2x
+LAYOUTS = ("egodex", "plain")
+ESTIMATED_POSES = "estimated (Open3D RGB-D odometry)"
 
 
 @dataclass
@@ -57,6 +69,10 @@ class PrepareConfig:
     radii: capsule radii of the hand masks.
     hand_margin_px: pixels the hand masks are dilated by (None: round(min(H, W) / 240), i.e. 0 below
         360 px and 2 at 480 x 832; a pixel is a large share of a hand at 32-64 px).
+    odometry_side: plain layout without poses: the odometry runs on the whole video frame scaled
+        down (never up) to this many pixels on its short side.
+    odometry_keyframe_every: plain layout without poses: frames registered to one keyframe before
+        the next keyframe is taken (`estimate_poses`; 15 = half a second at 30 fps).
     """
 
     size: tuple[int, int]
@@ -71,6 +87,8 @@ class PrepareConfig:
     max_clips: int | None = None
     radii: HandRadii = field(default_factory=HandRadii)
     hand_margin_px: int | None = None
+    odometry_side: int = 480
+    odometry_keyframe_every: int = 15
 
     def validate(self) -> None:
         h, w = (int(s) for s in self.size)
@@ -95,6 +113,11 @@ class PrepareConfig:
             raise ValueError(f"--min-confidence {self.min_confidence}; expected in [0, 1]")
         if self.hand_margin_px is not None and not 0 <= self.hand_margin_px <= 64:
             raise ValueError(f"--hand-margin {self.hand_margin_px}; expected 0 … 64 pixels")
+        if self.odometry_side < SIZE_MULTIPLE or self.odometry_keyframe_every < 1:
+            raise ValueError(
+                f"odometry side {self.odometry_side}, keyframe every {self.odometry_keyframe_every}; "
+                f"expected >= {SIZE_MULTIPLE} pixels and >= 1 frame"
+            )
         if self.clips_per_shard < 1 or (self.max_clips is not None and self.max_clips < 1):
             raise ValueError(
                 f"clips per shard {self.clips_per_shard}, max clips {self.max_clips}; expected >= 1"
@@ -102,9 +125,14 @@ class PrepareConfig:
 
     @property
     def margin_px(self) -> int:
+        """Hand mask dilation at the clip size."""
+        return self.margin_at(self.size)
+
+    def margin_at(self, size_hw: tuple[int, int]) -> int:
+        """Hand mask dilation in pixels for frames of `size_hw`."""
         if self.hand_margin_px is not None:
             return int(self.hand_margin_px)
-        return int(round(min(self.size) / 240))
+        return int(round(min(size_hw) / 240))
 
     @property
     def span(self) -> int:
@@ -138,6 +166,13 @@ class FramePlan:
     def crop_yx(self) -> tuple[int, int]:
         (h1, w1), (h, w) = self.resized_hw, self.dst_hw
         return (h1 - h) // 2, (w1 - w) // 2
+
+    @classmethod
+    def whole(cls, src_hw: tuple[int, int], short_side: int) -> FramePlan:
+        """The whole frame scaled down (never up) to `short_side` pixels on its short side."""
+        h0, w0 = src_hw
+        s = min(1.0, short_side / min(h0, w0))
+        return cls((h0, w0), (max(1, int(round(h0 * s))), max(1, int(round(w0 * s)))))
 
     def K(self, K: np.ndarray) -> np.ndarray:
         """Intrinsics [3, 3] of the prepared frames."""
@@ -175,43 +210,116 @@ class FramePlan:
 
 @dataclass
 class Source:
-    """One checked episode: where it is, its length and frame plan (its poses are read again when it
-    is cut, so memory does not grow with the number of episodes)."""
+    """One checked episode: where it is, its layout, length and frame plan (its poses and hands are
+    read again when it is cut, so memory does not grow with the number of episodes).
+
+    `sidecar` is the file beside the video (.hdf5 for EgoDex, .npz for plain); `poses` is "supplied"
+    or "estimated" (a plain episode without cam_to_world); `fps` the video's frame rate."""
 
     name: str
     video: Path
-    hdf5: Path
+    sidecar: Path
     frames: int
     plan: FramePlan
+    layout: str = "egodex"
+    poses: str = "supplied"
+    fps: float = 30.0
 
 
-def open_episodes(root: Path, config: PrepareConfig, depth: Any) -> list[Source]:
-    """Find, read and check every episode (HDF5 keys, video length and size, depth files)."""
-    from egoworld.data.video import VideoReader
-    from egoworld.sim.egodex import check_in_front, find_episodes, read_episode
+def detect_layout(root: Path, skip=()) -> str:
+    """The layout of the episodes under `root`, "egodex" or "plain", from the files beside the
+    videos (.hdf5 / .npz).
 
-    pairs = find_episodes(root)
+    Raises FileNotFoundError when there is no video (nor .hdf5 / .npz), ValueError when a video has
+    neither file beside it or when the folder holds both layouts."""
+    from egoworld.sim.egodex import scan_files
+
+    found = scan_files(root, (".mp4", ".hdf5", ".npz"), skip)
+    videos = found[".mp4"]
+    if not videos and (found[".hdf5"] or found[".npz"]):  # the layout's reader names the lone file
+        return "egodex" if found[".hdf5"] else "plain"
+    if not videos:
+        raise FileNotFoundError(
+            f"no EgoDex episodes (<i>.mp4 + <i>.hdf5) or plain-layout episodes (<name>.mp4 + <name>.npz) "
+            f"under {root}"
+        )
+    kinds: dict[str, Path] = {}
+    for stem, video in videos.items():
+        if stem in found[".hdf5"]:
+            kinds.setdefault("egodex", video)
+        elif stem in found[".npz"]:
+            kinds.setdefault("plain", video)
+        else:
+            raise ValueError(
+                f"video {video} has no poses: expected {stem.with_suffix('.hdf5')} (EgoDex layout) or "
+                f"{stem.with_suffix('.npz')} (plain layout) beside it"
+            )
+    if len(kinds) > 1:
+        raise ValueError(
+            f"{root} mixes layouts: {kinds['egodex']} has an .hdf5 beside it (EgoDex) and "
+            f"{kinds['plain']} an .npz (plain); expected one layout per folder (prepare them separately, "
+            "or pick one with --layout)"
+        )
+    return next(iter(kinds))
+
+
+def find_pairs(root: Path, layout: str, skip=()) -> list[tuple[Path, Path]]:
+    """(video, sidecar) pairs of `layout` ("egodex" | "plain") under `root`; FileNotFoundError if none."""
+    from egoworld.sim import egodex, plain_video
+
+    if layout == "egodex":
+        pairs = egodex.find_episodes(root, skip)
+        expected = "<i>.mp4 + <i>.hdf5 pairs"
+    else:
+        pairs = plain_video.find_episodes(root, skip)
+        expected = "<name>.mp4 + <name>.npz pairs"
     if not pairs:
-        raise FileNotFoundError(f"no EgoDex episodes under {root}; expected <i>.mp4 + <i>.hdf5 pairs")
-    sources = []
-    for video, h5 in pairs:
-        ep = read_episode(video, h5, root)
-        check_in_front(ep, min_confidence=max(config.min_confidence, 0.5))
-        with VideoReader(video) as reader:
-            n = len(reader)
-            if n != len(ep):
-                raise ValueError(
-                    f"{video} has {n} frames and {h5} {len(ep)} poses; expected one pose per frame"
-                )
-            h0, w0 = reader.read([0]).shape[1:3]
+        what = "EgoDex episodes" if layout == "egodex" else "plain-layout episodes"
+        raise FileNotFoundError(f"no {what} under {root}; expected {expected}")
+    return pairs
+
+
+def _open_one(layout: str, video: Path, sidecar: Path, root: Path, config: PrepareConfig) -> Source:
+    """Read and check one episode's sidecar file against its video."""
+    from egoworld.data.video import VideoReader
+    from egoworld.sim import egodex, plain_video
+
+    if layout == "egodex":
+        ep = egodex.read_episode(video, sidecar, root)
+        egodex.check_in_front(ep, min_confidence=max(config.min_confidence, 0.5))
+        poses = "supplied"
+    else:
+        ep = plain_video.read_episode(video, sidecar, root)
+        plain_video.check_in_front(ep, min_confidence=max(config.min_confidence, 0.5))
+        poses = "supplied" if ep.cam_to_world is not None else "estimated"
+    with VideoReader(video) as reader:
+        n, fps = len(reader), reader.fps
+        h0, w0 = reader.read([0]).shape[1:3]
+    if n != len(ep):
+        if layout == "egodex":
+            raise ValueError(
+                f"{video} has {n} frames and {sidecar} {len(ep)} poses; expected one pose per frame"
+            )
+        raise ValueError(
+            f"{sidecar}: hands has {len(ep)} frames; expected {n}, one per frame of {video}"
+            + (" (and as many cam_to_world poses)" if poses == "supplied" else "")
+        )
+    plan = FramePlan((h0, w0), (int(config.size[0]), int(config.size[1])))
+    return Source(ep.name, video, sidecar, n, plan, layout, poses, fps)
+
+
+def open_episodes(
+    root: Path, config: PrepareConfig, depth: Any, layout: str = "egodex", skip=()
+) -> list[Source]:
+    """Find, read and check every episode of `layout` (sidecar keys, video length and size, depth files)."""
+    sources = [_open_one(layout, v, f, root, config) for v, f in find_pairs(root, layout, skip)]
+    for source in sources:
         if depth.kind == "supplied":
-            depth.check(ep.name, len(ep), (h0, w0))
-        plan = FramePlan((h0, w0), (int(config.size[0]), int(config.size[1])))
-        sources.append(Source(ep.name, video, h5, len(ep), plan))
+            depth.check(source.name, source.frames, source.plan.src_hw)
     return sources
 
 
-def _clip_hands(ep: EgoDexEpisode, idx: np.ndarray, min_confidence: float) -> np.ndarray:
+def _clip_hands(ep: HandEpisode, idx: np.ndarray, min_confidence: float) -> np.ndarray:
     hands = ep.hands[idx].copy()  # [T, 2, 21, 3]
     hands[ep.confidence[idx] < min_confidence] = np.nan
     return hands
@@ -230,8 +338,31 @@ def _anchors(hands, confidence, K, poses) -> tuple[np.ndarray, np.ndarray]:
     return uv, z
 
 
+def metric_depth(
+    name: str,
+    idx: np.ndarray,
+    frames_FHWC: np.ndarray,
+    plan: FramePlan,
+    K: np.ndarray,
+    hands: np.ndarray,
+    confidence: np.ndarray,
+    poses: np.ndarray,
+    depth: Any,
+) -> tuple[np.ndarray, list[dict] | None]:
+    """Metric depth [F, H, W] of video frames `idx` [F] of episode `name`, at the plan's size.
+
+    Supplied depth is read and resized (fits: None). Estimated depth runs the model on
+    `frames_FHWC` [F, H, W, 3] (already planned, intrinsics `K`) and aligns each frame to the joints
+    `hands` [F, 2, 21, 3] with `confidence` [F, 2, 21] seen from `poses` [F, 4, 4] (fits: one dict
+    per frame)."""
+    if depth.kind == "supplied":
+        return plan.depth(depth.frames(name, idx)), None
+    uv, z = _anchors(hands, confidence, K, poses)
+    return depth(frames_FHWC, uv, z)
+
+
 def make_clip(
-    ep: EgoDexEpisode, reader: Any, plan: FramePlan, idx: np.ndarray, config: PrepareConfig, depth: Any
+    ep: HandEpisode, reader: Any, plan: FramePlan, idx: np.ndarray, config: PrepareConfig, depth: Any
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """One training clip at video frames `idx` [T] of `ep` (its video open in `reader`), or None when
     no depth could be fused, and notes on it (estimated depth: each fused frame's alignment)."""
@@ -256,14 +387,14 @@ def make_clip(
         radii=config.radii,
         dilate_px=config.margin_px,
     )
-    trunc, notes = None, {}
-    if depth.kind == "supplied":
-        depth_F = plan.depth(depth.frames(ep.name, idx[:F]))
-    else:
-        uv, z = _anchors(hands[:F], ep.confidence[idx[:F]], K, poses[:F])
-        depth_F, notes["depth_fit"] = depth(frames[:F], uv, z)
-        trunc = ESTIMATED_DEPTH_TRUNC_MULTIPLIER
+    depth_F, fits = metric_depth(
+        ep.name, idx[:F], frames[:F], plan, K, hands[:F], ep.confidence[idx[:F]], poses[:F], depth
+    )
+    notes = {} if fits is None else {"depth_fit": fits}
+    trunc = None if fits is None else ESTIMATED_DEPTH_TRUNC_MULTIPLIER
     state = SceneState(StateConfig(voxel_size=config.voxel_size))
+    # depth beyond the state's range is no measurement (Open3D aborts a frame that has nothing else)
+    depth_F = np.where(depth_F <= state.config.depth_max, depth_F, 0.0).astype(np.float32)
     for f in range(F):
         state.integrate(
             frames[f], depth_F[f], K, poses[f], ignore_mask=masks[f], trunc_voxel_multiplier=trunc
@@ -283,6 +414,59 @@ def make_clip(
     return clip, notes
 
 
+def estimate_poses(
+    ep: PlainEpisode, reader: Any, src_hw: tuple[int, int], config: PrepareConfig, depth: Any
+) -> np.ndarray:
+    """Camera-to-world poses [N, 4, 4] of a plain-layout episode without poses (its video of
+    [H0, W0] = `src_hw` frames open in `reader`), in the camera frame of its first video frame.
+
+    Open3D RGB-D odometry (`egoworld.metrics.geometry.Open3DOdometry`, hybrid term) on the whole
+    frames scaled to `config.odometry_side` on the short side, with the episode's depth (supplied,
+    or estimated and aligned to the hand joints, which are in camera coordinates here) and the hand
+    pixels' depth set to unknown (`keypoint_hand_masks`, so the moving hands do not pull the camera).
+    Frames are registered to a keyframe (`reference="first"`) in windows of
+    `config.odometry_keyframe_every` frames; the last frame of a window is the next keyframe. The
+    poses have the depth's scale: metres with metric depth. A frame the odometry cannot register
+    keeps the previous frame's pose (logged).
+    """
+    from egoworld.metrics.geometry import Open3DOdometry
+    from egoworld.sim.hand_mask import keypoint_hand_masks
+
+    n = len(ep)
+    plan = FramePlan.whole(src_hw, config.odometry_side)
+    K, (H, W) = plan.K(ep.K), plan.dst_hw
+    eye = np.tile(np.eye(4), (n, 1, 1))  # the hands are in camera coordinates
+    odometry = Open3DOdometry(reference="first")
+    poses = eye.copy()
+    step = config.odometry_keyframe_every
+    for start in range(0, n - 1, step):
+        idx = np.arange(start, min(start + step, n - 1) + 1)  # the keyframe, then up to `step` frames
+        frames = plan.frames(reader.read(idx))
+        depth_F, _ = metric_depth(
+            ep.name, idx, frames, plan, K, ep.hands_cam[idx], ep.confidence[idx], eye[idx], depth
+        )
+        hand = keypoint_hand_masks(
+            ep.hands_cam[idx], K, eye[idx], H, W, radii=config.radii, dilate_px=config.margin_at((H, W))
+        )
+        depth_F = np.where(hand, 0.0, depth_F).astype(np.float32)
+        poses[idx[1:]] = poses[start] @ odometry(frames, depth_F, K)[1:]
+    return poses
+
+
+def load_episode(source: Source, root: Path, reader: Any, config: PrepareConfig, depth: Any) -> HandEpisode:
+    """The layout-neutral record of a checked episode (its video open in `reader`); a plain episode
+    without poses gets them from `estimate_poses`."""
+    from egoworld.sim import egodex, plain_video
+
+    if source.layout == "egodex":
+        return egodex.read_episode(source.video, source.sidecar, root)
+    ep = plain_video.read_episode(source.video, source.sidecar, root)
+    if ep.cam_to_world is None:
+        logger.info("%s: estimating camera poses (Open3D RGB-D odometry)", ep.name)
+        return ep.with_poses(estimate_poses(ep, reader, source.plan.src_hw, config, depth))
+    return ep.with_poses(ep.cam_to_world)
+
+
 def clip_starts(n_frames: int, config: PrepareConfig) -> list[int]:
     """First video frame of every clip that fits in an episode of `n_frames` frames."""
     return list(range(0, n_frames - config.span + 1, config.clip_stride))
@@ -293,14 +477,13 @@ def cut_episodes(
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
     """(info, clip or None) for every clip of every episode, in order, one episode open at a time."""
     from egoworld.data.video import VideoReader
-    from egoworld.sim.egodex import read_episode
 
     for source in sources:
         starts = clip_starts(source.frames, config)
         if not starts:
             continue
-        ep = read_episode(source.video, source.hdf5, root)
         with VideoReader(source.video) as reader:
+            ep = load_episode(source, root, reader, config, depth)
             for start in starts:
                 idx = start + config.frame_step * np.arange(config.frames)
                 clip, notes = make_clip(ep, reader, source.plan, idx, config, depth)
@@ -314,25 +497,52 @@ def make_depth_source(depth_dir: str | Path | None, depth_model: str | Path | No
     if (depth_dir is None) == (depth_model is None):
         raise ValueError(
             "give exactly one depth source: --depth DIR (metric depth per episode) or --depth-model DIR "
-            "(a local Depth Anything folder); EgoDex has no depth"
+            "(a local Depth Anything folder); the recorded video has no depth"
         )
     return SuppliedDepth(depth_dir) if depth_dir is not None else EstimatedDepth(depth_model, device=device)
 
 
-def prepare_egodex(
+def _poses_note(sources: list[Source]) -> str:
+    """The manifest's "poses": "supplied", `ESTIMATED_POSES`, or how many episodes had which."""
+    estimated = sum(s.poses == "estimated" for s in sources)
+    if estimated == 0:
+        return "supplied"
+    if estimated == len(sources):
+        return ESTIMATED_POSES
+    return f"supplied for {len(sources) - estimated} episodes, {ESTIMATED_POSES} for {estimated}"
+
+
+def _fps(sources: list[Source], layout: str, root: Path) -> float:
+    """The episodes' frame rate (EgoDex: `egodex.FPS`; plain: the videos', which must agree)."""
+    from egoworld.sim.egodex import FPS
+
+    if layout == "egodex":
+        return float(FPS)
+    rates = sorted({round(s.fps, 3) for s in sources})
+    if len(rates) > 1:
+        raise ValueError(
+            f"the videos under {root} have different frame rates {rates}; expected one rate per prepared "
+            "folder (prepare them separately)"
+        )
+    return float(rates[0])
+
+
+def prepare_videos(
     root: str | Path,
     out: str | Path,
     config: PrepareConfig,
     *,
+    layout: str = "auto",
     depth_dir: str | Path | None = None,
     depth_model: str | Path | None = None,
     device: str = "cpu",
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Prepare every clip of the EgoDex episodes under `root` into the folder `out`; returns the manifest.
+    """Prepare every clip of the episodes under `root` into the folder `out`; returns the manifest.
 
-    `out` must be new, empty or an earlier prepared folder (replaced only when the new one is
-    complete). Raises ValueError / FileNotFoundError before writing anything on bad input.
+    `layout` is "egodex", "plain" or "auto" (`detect_layout`). `out` must be new, empty or an
+    earlier prepared folder (replaced only when the new one is complete). Raises ValueError /
+    FileNotFoundError before writing anything on bad input.
     """
     from tqdm.auto import tqdm
 
@@ -340,15 +550,21 @@ def prepare_egodex(
     from egoworld.sim.prepared import MANIFEST, ShardWriter, write_manifest
 
     config.validate()
+    if layout not in ("auto", *LAYOUTS):
+        raise ValueError(f"--layout {layout!r}; expected 'auto', 'egodex' or 'plain'")
     root, out = Path(root), Path(out)
     check_replaceable(out, MANIFEST)
     check_outputs_distinct(
         {"--out": out},
-        {"EGODEX_DIR": root, "--depth": depth_dir, "--depth-model": depth_model},
+        {"DIR": root, "--depth": depth_dir, "--depth-model": depth_model},
         replaced_folders=["--out"],
     )
     depth = make_depth_source(depth_dir, depth_model, device)
-    sources = open_episodes(root, config, depth)
+    skip = [depth_dir] if depth_dir is not None else []  # a depth folder inside DIR holds no episodes
+    if layout == "auto":
+        layout = detect_layout(root, skip)
+    sources = open_episodes(root, config, depth, layout, skip)
+    fps = _fps(sources, layout, root)
     total = sum(len(clip_starts(s.frames, config)) for s in sources)
     if config.max_clips is not None:
         total = min(total, config.max_clips)
@@ -379,29 +595,42 @@ def prepare_egodex(
         bar.close()
         if not clips:
             raise ValueError(f"every clip under {root} was skipped: no depth could be fused (see --depth)")
-        H, W = (int(s) for s in config.size)
-        meta = {
-            "source": str(root),
-            "layout": "egodex",
-            "frames": config.frames,
-            "height": H,
-            "width": W,
-            "fps": 30 / config.frame_step,
-            "frame_step": config.frame_step,
-            "stride": config.clip_stride,
-            "fuse_frames": config.fuse_frames,
-            "voxel_size": config.voxel_size,
-            "render": config.render,
-            "min_confidence": config.min_confidence,
-            "hand_radii_m": vars(config.radii),
-            "hand_margin_px": config.margin_px,
-            "depth": "supplied"
-            if depth.kind == "supplied"
-            else f"estimated ({depth.prediction}, aligned to hands)",
-            "episodes": len(sources),
-            "skipped_clips": skipped,
-            "shards": writer.shards,
-            "clips": clips,
-        }
+        meta = _manifest(root, layout, sources, config, depth, fps, skipped)
+        meta.update(shards=writer.shards, clips=clips)
         write_manifest(tmp, meta)
+    return meta
+
+
+def _manifest(root, layout, sources, config, depth, fps, skipped) -> dict[str, Any]:
+    """The manifest's settings (without shards and clips)."""
+    H, W = (int(s) for s in config.size)
+    poses = _poses_note(sources)
+    meta = {
+        "source": str(root),
+        "layout": layout,
+        "poses": poses,
+        "frames": config.frames,
+        "height": H,
+        "width": W,
+        "fps": fps / config.frame_step,
+        "frame_step": config.frame_step,
+        "stride": config.clip_stride,
+        "fuse_frames": config.fuse_frames,
+        "voxel_size": config.voxel_size,
+        "render": config.render,
+        "min_confidence": config.min_confidence,
+        "hand_radii_m": vars(config.radii),
+        "hand_margin_px": config.margin_px,
+        "depth": "supplied"
+        if depth.kind == "supplied"
+        else f"estimated ({depth.prediction}, aligned to hands)",
+        "episodes": len(sources),
+        "skipped_clips": skipped,
+    }
+    if poses != "supplied":
+        meta["odometry"] = {
+            "short_side_px": config.odometry_side,
+            "keyframe_every": config.odometry_keyframe_every,
+            "world": "each estimated episode's first camera (OpenCV axes); scale of the depth",
+        }
     return meta

@@ -14,8 +14,9 @@ A prepared folder (`egoworld sim prepare`) holds::
         hand_keypoints float32 [N, T, 2, 21, 3] left/right hand, world metres, NaN = unknown
 
 The first four keys are the clip of `egoworld.sim.loop.observation_clip`, which
-`egoworld.sim.observe.batch_from_clips` stacks into a training batch, stored as
-`benchmarks/bench_egosim.py` stores its `train_clips.npz`: `load_clips` returns one dict per clip.
+`egoworld.sim.observe.batch_from_clips` stacks into a training batch: `load_clips` returns one dict
+per clip. `write_clips` writes clips made in memory (e.g. by `benchmarks/bench_egosim.py`) in this
+format, so that `egoworld train` reads them as `observation.data`.
 """
 
 from __future__ import annotations
@@ -187,6 +188,26 @@ def check_prepared(folder: str | Path) -> tuple[list[str], dict[str, Any]]:
         "depth": meta.get("depth"),
     }
     return problems, summary
+
+
+def write_clips(folder: str | Path, clips: list[dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
+    """Write in-memory clips (every key of `CLIP_KEYS + EXTRA_KEYS`, one clip's shapes as in the
+    module docstring without N) as a prepared folder that `egoworld train` reads as
+    `observation.data`; `meta` adds to the manifest (e.g. layout, render, voxel_size, fuse_frames,
+    depth). Written beside `folder` and moved in place when complete; `folder` must be new, empty or
+    an earlier prepared folder."""
+    from egoworld.io_utils import atomic_dir
+
+    if not clips:
+        raise ValueError("no clips to write; expected at least one")
+    t, h, w = clips[0]["target"].shape[:3]
+    with atomic_dir(folder, replaces=MANIFEST) as tmp:
+        writer = ShardWriter(tmp, per_shard=64)
+        index = [writer.add(c) for c in clips]
+        writer.flush()
+        shape = {"frames": int(t), "height": int(h), "width": int(w)}
+        entries = [{"shard": s, "index": i} for s, i in index]
+        write_manifest(tmp, {**meta, **shape, "shards": writer.shards, "clips": entries})
 
 
 def write_manifest(folder: Path, meta: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
-"""`egoworld worlds generate --task tabletop --format egodex`: synthetic tabletop episodes in the
-EgoDex layout, so that `egoworld sim prepare` can be tested where the ground truth is known.
+"""`egoworld worlds generate --task tabletop --format egodex | plain`: synthetic tabletop episodes in
+the two input layouts of `egoworld sim prepare` (the EgoDex layout, and the plain video layout of
+`egoworld.sim.plain_video`), so that the preparation can be tested where the ground truth is known.
 
-Output folder::
+Output folder (--format egodex)::
 
     egoworld_world.json            what made it (as every generated world; options.format = "egodex")
     tabletop/<i>.mp4               the head-camera video (30 fps, MPEG-4 part 2 at q = 2)
@@ -18,10 +19,23 @@ Output folder::
     synthetic/episode_<i:05d>/     the same episode in the tabletop layout (frames, instance masks,
                                    depth, poses): ground truth for tests, not part of EgoDex
 
+With --format plain, ``tabletop/<i>.hdf5`` is replaced by ``tabletop/<i>.npz`` (`np.savez`,
+float64 computed from the float32 EgoDex values above, so both layouts describe the same numbers)::
+
+    K                [3, 3]          camera/intrinsic
+    hands            [N, 2, 21, 3]   the joints in each frame's camera coordinates (OpenCV axes);
+                                     left hand NaN
+    hand_confidence  [N, 2, 21]      1 visible, 0 hidden (left hand 0)
+    cam_to_world     [N, 4, 4]       transforms/camera (left out with poses=False, `--no-poses`)
+
+and ``depth/`` and ``synthetic/`` are as above (options.format = "plain", options.poses). No
+forearm joint is written (the plain layout has none).
+
 The synthetic hand is a right hand (`egoworld.worlds.hands.convention`); no left-hand keys are
 written. The world frame is turned from MuJoCo's z-up to ARKit's y-up (x kept, y_new = z,
 z_new = −y), as EgoDex's world is gravity-aligned with y up. Only the tabletop hand can be
-exported: a gripper has no EgoDex joints.
+exported: a gripper has no EgoDex joints. The head camera option (`--camera still | orbit`) is
+passed on to the tabletop renderer.
 """
 
 from __future__ import annotations
@@ -47,18 +61,27 @@ SIDE = "right"  # the synthetic hand's handedness
 ARM_STUB = 0.08  # metres behind the wrist along −x of the hand frame (worlds.hands.hand_xml's arm capsule)
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # MuJoCo world → ARKit world
 DESCRIPTION = "Pick up an object on the table with the right hand and put it down elsewhere."
+LAYOUTS = ("egodex", "plain")
 
 
-def check_request(spec: WorldSpec) -> None:
-    """ValueError unless `spec` can be written in the EgoDex layout (the tabletop hand)."""
+def check_request(spec: WorldSpec, layout: str = "egodex", poses: bool = True) -> None:
+    """ValueError unless `spec` can be written in `layout` (the tabletop hand; poses left out only
+    in the plain layout)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}; expected one of {LAYOUTS}")
     if spec.task != "tabletop":
         raise ValueError(
-            f"--format egodex writes hand episodes; got --task {spec.task}, expected --task tabletop"
+            f"--format {layout} writes hand episodes; got --task {spec.task}, expected --task tabletop"
         )
     if spec.options.get("effector", "hand") != "hand":
         raise ValueError(
-            f"--format egodex needs the hand effector (EgoDex stores hand joints); got --effector "
+            f"--format {layout} needs the hand effector (it stores hand joints); got --effector "
             f"{spec.options['effector']}"
+        )
+    if not poses and layout != "plain":
+        raise ValueError(
+            "--no-poses applies to --format plain (EgoDex files always hold camera poses); got --format "
+            f"{layout}"
         )
     validate(spec)
 
@@ -71,33 +94,66 @@ def _poses(positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_hdf5(path: Path, result: dict) -> None:
-    """One episode's poses and hand joints (from `tabletop.run_episode`'s result) as EgoDex keys."""
-    import h5py
-
+def episode_arrays(result: dict) -> dict[str, np.ndarray]:
+    """The EgoDex values of one episode (from `tabletop.run_episode`'s result), float32 as EgoDex
+    stores them, in the y-up world: K [3, 3], camera [N, 4, 4], joints [N, 21, 4, 4] (the right
+    hand's, position = keypoint, rotation = wrist), visible [N, 21], forearm [N, 4, 4]."""
     from egoworld.worlds.geometry import quat_to_mat
 
     cams = result["cam_to_world"]  # [N, 4, 4] z-up world, OpenCV axes
     kp = result["keypoints_3d"]  # [N, 21, 3]
-    visible = result["keypoints_visible"]  # [N, 21]
     wrist_R = np.stack([quat_to_mat(q) for q in result["effector"][:, 3:7]])  # [N, 3, 3]
     arm = kp[:, 0] - ARM_STUB * wrist_R[:, :, 0]
     f32 = np.float32
+    return {
+        "K": np.asarray(result["K"], dtype=f32),
+        "camera": _poses(cams[:, :3, 3], cams[:, :3, :3]).astype(f32),
+        "joints": np.stack([_poses(kp[:, k], wrist_R) for k in range(kp.shape[1])], 1).astype(f32),
+        "visible": result["keypoints_visible"].astype(f32),
+        "forearm": _poses(arm, wrist_R).astype(f32),
+    }
+
+
+def write_hdf5(path: Path, result: dict) -> None:
+    """One episode's poses and hand joints (from `tabletop.run_episode`'s result) as EgoDex keys."""
+    import h5py
+
+    a = episode_arrays(result)
     with h5py.File(path, "w") as f:
-        f.create_dataset(INTRINSIC_KEY, data=np.asarray(result["K"], dtype=f32))
-        f.create_dataset(CAMERA_KEY, data=_poses(cams[:, :3, 3], cams[:, :3, :3]).astype(f32))
+        f.create_dataset(INTRINSIC_KEY, data=a["K"])
+        f.create_dataset(CAMERA_KEY, data=a["camera"])
         for k, name in enumerate(joint_names(SIDE)):
-            f.create_dataset(f"transforms/{name}", data=_poses(kp[:, k], wrist_R).astype(f32))
-            f.create_dataset(f"confidences/{name}", data=visible[:, k].astype(f32))
+            f.create_dataset(f"transforms/{name}", data=a["joints"][:, k])
+            f.create_dataset(f"confidences/{name}", data=a["visible"][:, k])
         forearm = f"{SIDE}{FOREARM}"
-        f.create_dataset(f"transforms/{forearm}", data=_poses(arm, wrist_R).astype(f32))
-        f.create_dataset(f"confidences/{forearm}", data=np.ones(len(cams), f32))
+        f.create_dataset(f"transforms/{forearm}", data=a["forearm"])
+        f.create_dataset(f"confidences/{forearm}", data=np.ones(len(a["camera"]), np.float32))
         f.attrs["task"] = TASK_FOLDER
         f.attrs["llm_description"] = DESCRIPTION
 
 
-def export_episode(out: Path, *, index: int, **kwargs) -> dict:
-    """Render episode `index` into `out/synthetic/` and write its EgoDex files into `out`."""
+def write_plain(path: Path, result: dict, *, poses: bool = True) -> None:
+    """One episode in the plain layout (`egoworld.sim.plain_video`): the values `write_hdf5` writes,
+    with the hand joints in each frame's camera coordinates; `cam_to_world` only with `poses`."""
+    from egoworld.sim.egodex import SIDES
+
+    a = episode_arrays(result)
+    cams = a["camera"].astype(np.float64)  # [N, 4, 4]
+    world = a["joints"][:, :, :3, 3].astype(np.float64)  # [N, 21, 3]
+    R, t = cams[:, :3, :3], cams[:, :3, 3]
+    n, side = len(cams), SIDES.index(SIDE)
+    hands = np.full((n, 2, 21, 3), np.nan)
+    hands[:, side] = np.einsum("nkj,nji->nki", world - t[:, None], R)  # (p - t) R = R^T (p - t)
+    confidence = np.zeros((n, 2, 21))
+    confidence[:, side] = a["visible"]
+    arrays = {"K": a["K"].astype(np.float64), "hands": hands, "hand_confidence": confidence}
+    if poses:
+        arrays["cam_to_world"] = cams
+    np.savez(path, **arrays)
+
+
+def export_episode(out: Path, *, index: int, layout: str = "egodex", poses: bool = True, **kwargs) -> dict:
+    """Render episode `index` into `out/synthetic/` and write its files in `layout` into `out`."""
     from egoworld.worlds import tabletop, writers
 
     result = tabletop.run_episode(out / SYNTHETIC_FOLDER, index=index, **kwargs)
@@ -107,7 +163,10 @@ def export_episode(out: Path, *, index: int, **kwargs) -> dict:
     with writers.Mp4Writer(out / TASK_FOLDER / f"{index}.mp4", size, size, fps=writers.FPS) as video:
         for png in sorted((folder / "frames").glob("*.png")):
             video.write(_read_rgb(png))
-    write_hdf5(out / TASK_FOLDER / f"{index}.hdf5", result)
+    if layout == "egodex":
+        write_hdf5(out / TASK_FOLDER / f"{index}.hdf5", result)
+    else:
+        write_plain(out / TASK_FOLDER / f"{index}.npz", result, poses=poses)
     depth = out / DEPTH_FOLDER / TASK_FOLDER / f"{index}.npy"
     depth.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(folder / "gt" / "depth.npy", depth)
@@ -127,17 +186,27 @@ def _run_job(job: tuple[str, dict]) -> dict:
 
 
 def generate_egodex(spec: WorldSpec, out: str | Path, *, progress: bool = True) -> dict:
-    """Generate `spec` (tabletop, hand) into folder `out` in the EgoDex layout; returns the description
-    with "status" ("created", or "unchanged" when `out` already holds the same dataset)."""
+    """Generate `spec` (tabletop, hand) into folder `out` in the EgoDex layout (`generate_recorded`)."""
+    return generate_recorded(spec, out, layout="egodex", progress=progress)
+
+
+def generate_recorded(
+    spec: WorldSpec, out: str | Path, *, layout: str = "egodex", poses: bool = True, progress: bool = True
+) -> dict:
+    """Generate `spec` (tabletop, hand) into folder `out` in `layout` ("egodex" | "plain"; `poses`
+    False leaves cam_to_world out of the plain files); returns the description with "status"
+    ("created", or "unchanged" when `out` already holds the same dataset)."""
     from tqdm.auto import tqdm
 
     from egoworld.worlds import textures as tex
 
-    check_request(spec)
+    check_request(spec, layout, poses)
     out = Path(out)
     images = tex.load_folder(spec.textures) if spec.textures is not None else None
     desc = describe(spec, tex.digest(images) if images else "procedural")
-    desc["options"] = {**desc["options"], "format": "egodex"}
+    desc["options"] = {**desc["options"], "format": layout}
+    if layout == "plain":
+        desc["options"]["poses"] = bool(poses)
     old = existing(out)
     if old is not None:
         if dataset_identity(old) == dataset_identity(desc):
@@ -148,10 +217,10 @@ def generate_egodex(spec: WorldSpec, out: str | Path, *, progress: bool = True) 
             f"(field: (existing, requested) = {diff}); choose another --out (nothing was overwritten)"
         )
     common = {"seed": spec.seed, "frames": spec.frames, "size": spec.size, "textures": images}
-    common["effector"] = "hand"
+    common.update(effector="hand", camera=spec.options.get("camera", "still"), layout=layout, poses=poses)
     with atomic_dir(out) as tmp:
         jobs = [(str(tmp), {"index": i, **common}) for i in range(spec.episodes)]
-        bar = tqdm(total=len(jobs), desc="worlds tabletop (egodex)", unit="episode", disable=not progress)
+        bar = tqdm(total=len(jobs), desc=f"worlds tabletop ({layout})", unit="episode", disable=not progress)
         results = []
         if spec.workers == 1:
             for job in jobs:
@@ -165,7 +234,7 @@ def generate_egodex(spec: WorldSpec, out: str | Path, *, progress: bool = True) 
         bar.close()
         desc = {
             **desc,
-            "layout": "egodex",
+            "layout": layout,
             "fps": 30,
             "hand": SIDE,
             "world_up": "+y (MuJoCo's z-up world turned by Z_UP_TO_Y_UP)",
@@ -173,9 +242,19 @@ def generate_egodex(spec: WorldSpec, out: str | Path, *, progress: bool = True) 
             "ground_truth": f"{SYNTHETIC_FOLDER}/episode_<i:05d>/ (tabletop layout)",
             "items": results,
         }
+        if layout == "plain":
+            desc["hands"] = "camera coordinates of each frame (OpenCV axes)"
+            desc["cam_to_world"] = "y-up world" if poses else "omitted (sim prepare estimates them)"
         (tmp / WORLD_FILE).write_text(json.dumps(desc, indent=1) + "\n")
-    log.info("wrote %d tabletop episodes in the EgoDex layout to %s", spec.episodes, out)
+    log.info("wrote %d tabletop episodes in the %s layout to %s", spec.episodes, layout, out)
     return {**desc, "status": "created"}
 
 
-__all__ = ["generate_egodex", "export_episode", "write_hdf5", "check_request"]
+__all__ = [
+    "generate_egodex",
+    "generate_recorded",
+    "export_episode",
+    "write_hdf5",
+    "write_plain",
+    "check_request",
+]
