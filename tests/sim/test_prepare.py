@@ -119,6 +119,7 @@ def test_prepared_folder_passes_the_check(prepared, capsys):
     assert main(["sim", "prepare", "--check", str(prepared)]) == 0
     out = capsys.readouterr().out
     assert "problems: 0" in out and "clips: 2" in out and "clip shape: 9 frames at 32x32" in out
+    assert "layout: egodex" in out and "poses: supplied" in out
 
 
 def test_keypoint_hand_masks_hold_the_hand(egx):

@@ -228,6 +228,8 @@ def test_no_poses_with_a_local_depth_anything_folder(plain128_np, tmp_path, caps
         validate_poses(clip["cam_to_world"])
     capsys.readouterr()
     assert main(["sim", "prepare", "--check", str(out)]) == 0
+    out_text = capsys.readouterr().out
+    assert "layout: plain" in out_text and "poses: estimated (Open3D RGB-D odometry)" in out_text
 
 
 # --------------------------------------------------------------------------- bad input

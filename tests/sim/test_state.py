@@ -84,6 +84,19 @@ def test_integrate_validates_inputs(K):
         st.integrate(rgb, depth, K, bad)
 
 
+def test_depth_out_of_range_is_no_measurement(K):
+    """A frame whose every depth lies beyond depth_max (or below depth_min) fuses nothing (Open3D itself
+    would abort on it); in range, the same frame fuses."""
+    st = SceneState(StateConfig(voxel_size=0.02))
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    far = np.full((48, 64), st.config.depth_max + 1.0, np.float32)
+    st.integrate(rgb, far, K, np.eye(4))
+    st.integrate(rgb, np.full_like(far, st.config.depth_min / 2), K, np.eye(4))
+    assert st.num_blocks == 0
+    st.integrate(rgb, np.ones_like(far), K, np.eye(4))
+    assert st.num_blocks > 0
+
+
 def test_export_ply_and_turntable(tmp_path, fused_state):
     import open3d as o3d
 

@@ -393,8 +393,6 @@ def make_clip(
     notes = {} if fits is None else {"depth_fit": fits}
     trunc = None if fits is None else ESTIMATED_DEPTH_TRUNC_MULTIPLIER
     state = SceneState(StateConfig(voxel_size=config.voxel_size))
-    # depth beyond the state's range is no measurement (Open3D aborts a frame that has nothing else)
-    depth_F = np.where(depth_F <= state.config.depth_max, depth_F, 0.0).astype(np.float32)
     for f in range(F):
         state.integrate(
             frames[f], depth_F[f], K, poses[f], ignore_mask=masks[f], trunc_voxel_multiplier=trunc

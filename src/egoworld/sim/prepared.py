@@ -185,6 +185,8 @@ def check_prepared(folder: str | Path) -> tuple[list[str], dict[str, Any]]:
         "shards": len(shards),
         "clip shape": f"{t} frames at {h}x{w}",
         "episodes": meta.get("episodes"),
+        "layout": meta.get("layout"),
+        "poses": meta.get("poses", "supplied"),
         "depth": meta.get("depth"),
     }
     return problems, summary

@@ -251,8 +251,9 @@ class SceneState:
             if ignore_mask.shape != (H, W):
                 raise ValueError(f"ignore_mask has shape {list(ignore_mask.shape)}; expected [{H}, {W}]")
             depth = np.where(ignore_mask, 0.0, depth).astype(np.float32)
-        depth[depth < self.config.depth_min] = 0.0
         c = self.config
+        # outside [depth_min, depth_max] is no measurement (Open3D would refuse a frame with nothing else)
+        depth[(depth < c.depth_min) | (depth > c.depth_max)] = 0.0
         trunc = c.trunc_voxel_multiplier if trunc_voxel_multiplier is None else float(trunc_voxel_multiplier)
         if not (np.isfinite(trunc) and 0 < trunc <= 64):
             raise ValueError(f"trunc_voxel_multiplier={trunc_voxel_multiplier!r}; expected in (0, 64] voxels")
