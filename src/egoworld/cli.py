@@ -23,6 +23,7 @@ import pkgutil
 import re
 import sys
 import textwrap
+from pathlib import Path
 
 from egoworld import commands
 from egoworld.errors import EgoworldError
@@ -107,6 +108,17 @@ def float_in(lo: float | None = None, hi: float | None = None, *, lo_open: bool 
 
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?|mps|xpu(:\d+)?)$")
+
+
+def need_path(path: Path | None, flag: str, kind: str, expected: str) -> None:
+    """FileNotFoundError unless `path` (when given) is an existing "file" / "folder" (`kind`); the
+    message names the flag and what was expected."""
+    if path is None:
+        return
+    ok = path.is_file() if kind == "file" else path.is_dir()
+    if not ok:
+        what = "does not exist" if not path.exists() else f"is not a {kind}"
+        raise FileNotFoundError(f"{flag} {path} {what}; expected {expected}")
 
 
 def device_name(text: str) -> str:

@@ -160,7 +160,7 @@ def test_npz_headers_that_lie_and_pickles_are_refused(tmp_path):
 
 
 def test_actions_observation_must_be_uint8_at_the_model_size(tmp_path):
-    from egoworld.commands.sim import load_actions
+    from egoworld.sim.actions_file import load_actions
 
     path = _actions_file(tmp_path / "a.npz")
     data = dict(np.load(path))
