@@ -115,23 +115,34 @@ def scan_files(root: str | Path, suffixes: tuple[str, ...], skip=()) -> dict[str
     return found
 
 
+def pair_videos(
+    root: str | Path, sidecar: str, skip=(), *, holds: str, layout: str
+) -> list[tuple[Path, Path]]:
+    """(video, sidecar) pairs: every <name>.mp4 under `root` and the <name><sidecar> beside it.
+
+    Raises ValueError for a video without its sidecar (`holds`: what the sidecar is, e.g. "poses";
+    `layout`: the layout's description for the message) or a sidecar without its video."""
+    found = scan_files(root, (".mp4", sidecar), skip)
+    videos, sidecars = found[".mp4"], found[sidecar]
+    for stem, video in videos.items():
+        if stem not in sidecars:
+            raise ValueError(
+                f"video {video} has no {holds}: expected {stem.with_suffix(sidecar)} beside it ({layout})"
+            )
+    for stem, path in sidecars.items():
+        if stem not in videos:
+            video = stem.with_suffix(".mp4")
+            raise ValueError(f"{holds} file {path} has no video: expected {video} beside it")
+    return [(videos[s], sidecars[s]) for s in sorted(videos)]
+
+
 def find_episodes(root: str | Path, skip=()) -> list[tuple[Path, Path]]:
     """(video, hdf5) pairs under `root` (searched recursively, hidden and `skip` folders left out), sorted.
 
     Raises ValueError for a video without its poses file or a poses file without its video.
     """
-    found = scan_files(root, (".mp4", ".hdf5"), skip)
-    videos, poses = found[".mp4"], found[".hdf5"]
-    for stem, video in videos.items():
-        if stem not in poses:
-            raise ValueError(
-                f"video {video} has no poses: expected {stem.with_suffix('.hdf5')} beside it (EgoDex "
-                "layout: <i>.mp4 + <i>.hdf5 with camera/intrinsic, transforms/camera and hand joints)"
-            )
-    for stem, h5 in poses.items():
-        if stem not in videos:
-            raise ValueError(f"poses file {h5} has no video: expected {stem.with_suffix('.mp4')} beside it")
-    return [(videos[s], poses[s]) for s in sorted(videos)]
+    layout = "EgoDex layout: <i>.mp4 + <i>.hdf5 with camera/intrinsic, transforms/camera and hand joints"
+    return pair_videos(root, ".hdf5", skip, holds="poses", layout=layout)
 
 
 def _array(f, key: str, path: Path, shape: tuple, what: str) -> np.ndarray | None:

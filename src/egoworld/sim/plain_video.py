@@ -88,20 +88,10 @@ def find_episodes(root: str | Path, skip=()) -> list[tuple[Path, Path]]:
 
     Raises ValueError for a video without its npz or an npz without its video.
     """
-    from egoworld.sim.egodex import scan_files
+    from egoworld.sim.egodex import pair_videos
 
-    found = scan_files(root, (".mp4", ".npz"), skip)
-    videos, arrays = found[".mp4"], found[".npz"]
-    for stem, video in videos.items():
-        if stem not in arrays:
-            raise ValueError(
-                f"video {video} has no hands: expected {stem.with_suffix('.npz')} beside it (plain layout: "
-                "<name>.mp4 + <name>.npz with K and hands, see docs/egosim.md)"
-            )
-    for stem, npz in arrays.items():
-        if stem not in videos:
-            raise ValueError(f"hands file {npz} has no video: expected {stem.with_suffix('.mp4')} beside it")
-    return [(videos[s], arrays[s]) for s in sorted(videos)]
+    layout = "plain layout: <name>.mp4 + <name>.npz with K and hands, see docs/egosim.md"
+    return pair_videos(root, ".npz", skip, holds="hands", layout=layout)
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:
