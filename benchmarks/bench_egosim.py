@@ -114,6 +114,15 @@ def with_cameras(clip: dict[str, np.ndarray], ep: TabletopEpisode, start: int) -
     }
 
 
+def logged_losses(run_dir: Path) -> list[float]:
+    """The training losses the trainer logged to TensorBoard (every `log_every` steps)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "logs" / "train"))
+    events.Reload()
+    return [s.value for s in events.Scalars("loss")]
+
+
 def interval(values, confidence: float = 0.95) -> dict:
     """Mean and t-based `confidence` interval (half-width) of per-episode values [N]."""
     from scipy import stats
@@ -345,7 +354,7 @@ def main() -> None:
             pic_states = ev["states"][0]
         results["variants"][name] = {
             "steps": state["step"],
-            "loss_last_20": state["loss"],
+            "loss_logged": logged_losses(args.out / "runs" / slug),  # every 10th step's loss
             "train_s": t_train,
             "eval_s": t_eval,
             "mean": ev["mean"],
