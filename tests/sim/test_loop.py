@@ -197,3 +197,14 @@ def test_cli_train_observe(episode_dir, tmp_path, capsys):
     assert yaml.safe_load((run / "config.yaml").read_text())["observation"]["preset"] == "tiny-pixel"
     assert ObservationModel.from_pretrained(out).config.preset == "tiny-pixel"
     assert main(["sim", "train-observe", "--data", str(tmp_path / "none"), "--out", str(out)]) == 2
+
+
+def test_cli_train_observe_on_episodes_shorter_than_a_clip(tmp_path, capsys):
+    from egoworld.worlds.tabletop import run_episode
+
+    run_episode(tmp_path / "short", seed=3, index=0, frames=5, size=32)
+    argv = ["sim", "train-observe", "--data", str(tmp_path / "short"), "--out", str(tmp_path / "m")]
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no clip of 9 frames (its episodes are shorter)" in err[0], err
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.run").exists()

@@ -120,6 +120,11 @@ def training_clips(cfg: TrainConfig, config: ObservationConfig) -> Dataset:
             f"observation.data={folder} holds neither {MANIFEST} (`egoworld sim prepare`) nor episode_*/ "
             "folders (`egoworld worlds generate --task tabletop`)"
         )
+    if len(clips) == 0:
+        raise ValueError(
+            f"observation.data={folder} has no clip of {shape[0]} frames (its episodes are shorter); "
+            f"expected episodes of at least {shape[0]} frames"
+        )
     if len(clips) <= o.val_clips:
         raise ValueError(
             f"observation.data={folder} has {len(clips)} clips of {shape[0]} frames; observation.val_clips="
