@@ -1,4 +1,5 @@
-"""Training honours NWM's split files: the test trajectories are never trained on unless asked for."""
+"""Training honours NWM's split files: the test trajectories are never trained on unless asked for; the
+statistics of poses relative to a chunk's first frame also record the range of one step."""
 
 from __future__ import annotations
 
@@ -98,3 +99,22 @@ def test_onex_frame_step_is_honoured(onex_root):
     assert stepped.spec.frame_step == 3 and stepped.fps == paper.hz / 3
     clip = stepped[0]
     assert clip["actions"].shape[0] == MODEL.num_frames
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_cumulative_statistics_record_the_range_of_one_step(nwm_root, mirror):
+    """Poses relative to the chunk's first frame span whole chunks, so the statistics also record one
+    step's range: that of the same data read as per-step deltas (the reference), both signs of the
+    lateral and yaw dims when the clips are also trained mirrored."""
+    from egoworld.data.factory import fit_one
+
+    data = DataConfig(format="nwm", path=str(nwm_root), action_mode="cumulative", mirror=mirror)
+    cumulative = fit_one(data, MODEL)[0]
+    deltas = fit_one(DataConfig(format="nwm", path=str(nwm_root)), MODEL)[0]
+    assert "step_min" not in deltas.meta  # per-step statistics are their own step range
+    lo, hi = np.asarray(deltas.min), np.asarray(deltas.max)
+    if mirror:
+        lo[1:], hi[1:] = np.minimum(lo[1:], -hi[1:]), np.maximum(hi[1:], -lo[1:])
+    np.testing.assert_allclose(cumulative.meta["step_min"], lo, rtol=1e-6)
+    np.testing.assert_allclose(cumulative.meta["step_max"], hi, rtol=1e-6)
+    assert np.all(np.asarray(cumulative.max) > hi)  # a chunk goes further than a step

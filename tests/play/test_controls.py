@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from egoworld.actions.normalization import ActionNormalizer
-from egoworld.play.controls import MAX_SLIDERS, controller_for
+from egoworld.play.controls import MAX_SLIDERS, TURN_RAD, controller_for
 from egoworld.world_model import WorldModelConfig
 
 
@@ -87,6 +87,21 @@ def test_humanoid_models_get_named_sliders_for_actions_and_state():
         c.action({"vector": [0.1] * 3})
     with pytest.raises(ValueError, match="NaN"):
         c.action({"vector": [float("nan")] * 25})
+
+
+def test_cumulative_models_clip_key_steps_to_one_training_step():
+    """A model trained on chunk-relative poses: its statistics span whole chunks (here dx up to 8), the
+    keys are clipped to the recorded range of one step instead; without that record, not at all."""
+    stats = ([0, -3, -2], [8, 3, 2])
+    meta = {"spacing": 0.15, "action_mode": "cumulative"}
+    step = {"step_min": [0.0, -0.1, -0.2], "step_max": [0.5, 0.1, 0.2]}
+    moves = {m.name: m for m in controller_for(fake_model(stats=stats, meta=meta | step)).moves}
+    assert moves["forward"].vector == pytest.approx([0.5, 0.0, 0.0])  # one training step, not the default 1
+    assert moves["turn_left"].vector == pytest.approx([0.0, 0.0, 0.2]) and moves["turn_left"].trained
+    assert moves["backward"].trained is False  # no step went backwards
+    unclipped = {m.name: m for m in controller_for(fake_model(stats=stats, meta=meta)).moves}
+    assert unclipped["forward"].vector == pytest.approx([1.0, 0.0, 0.0])
+    assert unclipped["turn_left"].vector[2] == pytest.approx(TURN_RAD)
 
 
 def test_models_the_page_cannot_drive_say_so():

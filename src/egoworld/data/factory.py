@@ -127,8 +127,23 @@ def fit_one(data_cfg, model_cfg) -> tuple[ActionNormalizer, Dataset | None]:
         meta["spacing"] = float(raw.spacing)
     if getattr(raw, "action_mode", None) is not None:  # navigation: how the model reads its actions
         meta["action_mode"] = raw.action_mode
+    if getattr(raw, "action_mode", None) == "cumulative":  # the statistics span whole chunks: record a step's
+        meta.update(step_range(raw, mirrored=bool(getattr(data_cfg, "mirror", False))))
     mode = getattr(data_cfg, "normalization", "meanstd")
     return ActionNormalizer.fit(raw.all_actions(), mode=mode, meta=meta), raw
+
+
+def step_range(raw, mirrored: bool) -> dict[str, list[float]]:
+    """{"step_min", "step_max"}: the per-dimension range of one navigation step in `raw` (its
+    `step_actions()`), widened to the mirror images when the clips are also trained mirrored."""
+    from egoworld.actions.spaces import mirror_nav
+
+    steps = ActionNormalizer.fit(raw.step_actions())
+    lo, hi = np.asarray(steps.min, dtype=np.float64), np.asarray(steps.max, dtype=np.float64)
+    if mirrored:
+        m_lo, m_hi = mirror_nav(lo), mirror_nav(hi)  # negating y and yaw swaps their ends
+        lo, hi = np.minimum(lo, np.minimum(m_lo, m_hi)), np.maximum(hi, np.maximum(m_lo, m_hi))
+    return {"step_min": lo.tolist(), "step_max": hi.tolist()}
 
 
 def fit_normalizer(data_cfg, model_cfg) -> ActionNormalizer:

@@ -227,21 +227,25 @@ class PoseClipDataset(Dataset):
                 actions[rows] = self.normalizer.normalize(actions[rows])
         return actions.astype(np.float32)
 
+    def step_actions(self):
+        """Unnormalized per-step (dx, dy, dyaw) of the whole dataset as [N, 3] arrays, whatever the
+        action mode (the range of one step, e.g. for `egoworld play`'s key steps)."""
+        for traj in self.trajectories:
+            idx = np.arange(0, len(traj["yaw"]), self.spec.frame_step)
+            if len(idx) > 1:
+                yield nav_deltas(traj["position"][idx], traj["yaw"][idx], self.spacing)
+
     def all_actions(self):
         """Unnormalized actions of the whole dataset as [N, 3] arrays (for statistics)."""
         origin = self.spec.context - 1  # cumulative: the frame the poses are relative to (its row is 0)
+        if self.action_mode == "delta":
+            yield from self.step_actions()
+            return
         for traj in self.trajectories:
-            if self.action_mode == "delta":
-                idx = np.arange(0, len(traj["yaw"]), self.spec.frame_step)
-                if len(idx) > 1:
-                    yield nav_deltas(traj["position"][idx], traj["yaw"][idx], self.spacing)
-            else:
-                for _, start in build_windows([(0, 0, len(traj["yaw"]))], self.spec):
-                    idx = self.spec.indices(start)
-                    poses = nav_cumulative(
-                        traj["position"][idx], traj["yaw"][idx], self.spacing, start=origin
-                    )
-                    yield np.delete(poses, origin, axis=0)
+            for _, start in build_windows([(0, 0, len(traj["yaw"]))], self.spec):
+                idx = self.spec.indices(start)
+                poses = nav_cumulative(traj["position"][idx], traj["yaw"][idx], self.spacing, start=origin)
+                yield np.delete(poses, origin, axis=0)
 
     def get_clip(self, i: int) -> Clip:
         if not -len(self) <= i < len(self):

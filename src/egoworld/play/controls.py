@@ -158,9 +158,16 @@ def _vector(values: Any, sliders: list[Slider], what: str) -> np.ndarray:
 
 
 def _stats(model) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (min, max) of one training step: the statistics' range, or for a model trained on poses
+    relative to the chunk's first frame (whose statistics span whole chunks) the recorded range of
+    one step (`step_min`/`step_max`; None when the statistics predate that record)."""
     norm = getattr(model, "normalizer", None)
     if norm is None or norm.action_dim != model.config.action_dim:
         return None
+    if norm.meta.get("action_mode") == "cumulative":
+        if "step_min" not in norm.meta or "step_max" not in norm.meta:
+            return None
+        return np.asarray(norm.meta["step_min"], np.float64), np.asarray(norm.meta["step_max"], np.float64)
     return np.asarray(norm.min, dtype=np.float64), np.asarray(norm.max, dtype=np.float64)
 
 
