@@ -365,11 +365,11 @@ class WorldModelTask:
         _validate(model, dataset, out, seed)
 
 
-def _task(cfg: TrainConfig):
+def _task(cfg: TrainConfig, progress: bool):
     if cfg.is_observation:
         from egoworld.sim.observe_trainer import ObservationTask
 
-        return ObservationTask(cfg)
+        return ObservationTask(cfg, progress=progress)
     return WorldModelTask(cfg)
 
 
@@ -378,7 +378,7 @@ def _train(cfg: TrainConfig, accelerator, run_dir: Path, progress: bool = True) 
     from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
-    task = _task(cfg)
+    task = _task(cfg, progress and accelerator.is_main_process)
     resume, problems = _everywhere(accelerator, lambda: task.newest_usable(run_dir))
     train_ds, val_ds, sampler = task.datasets(accelerator, resume)
     loader = DataLoader(

@@ -192,6 +192,7 @@ def test_cli_train_observe(episode_dir, tmp_path, capsys):
     printed = capsys.readouterr()
     assert "trained to step 3; saved to" in printed.out
     assert "3/3" in printed.err and "loss=" in printed.err  # the trainer's progress bar
+    assert "cutting clips" in printed.err  # and one while the episodes are cut into clips
     state = json.loads((run / "final_state.json").read_text())
     assert state["completed"] and state["step"] == 3
     assert yaml.safe_load((run / "config.yaml").read_text())["observation"]["preset"] == "tiny-pixel"

@@ -76,14 +76,26 @@ class PreparedClips(Dataset):
 
 
 def tabletop_clips(
-    folder: Path, frames: int, height: int, width: int, *, stride: int, voxel_size: float, render: str
+    folder: Path,
+    frames: int,
+    height: int,
+    width: int,
+    *,
+    stride: int,
+    voxel_size: float,
+    render: str,
+    progress: bool = False,
 ) -> list[dict[str, np.ndarray]]:
-    """Every clip of `frames` frames (starts `stride` apart) of the tabletop episodes in `folder`."""
+    """Every clip of `frames` frames (starts `stride` apart) of the tabletop episodes in `folder`
+    (`progress`: a tqdm bar over the episodes on stderr)."""
+    from tqdm.auto import tqdm
+
     from egoworld.sim.loop import TabletopEpisode, observation_clip
     from egoworld.sim.state import StateConfig
 
     clips = []
-    for ep_dir in sorted(p for p in folder.glob("episode_*") if p.is_dir()):
+    episodes = sorted(p for p in folder.glob("episode_*") if p.is_dir())
+    for ep_dir in tqdm(episodes, desc="cutting clips", unit="episode", disable=not progress):
         ep = TabletopEpisode.load(ep_dir)
         if ep.rgb.shape[1:3] != (height, width):
             raise ValueError(
@@ -99,7 +111,7 @@ def is_prepared(folder: Path) -> bool:
     return (folder / MANIFEST).is_file()
 
 
-def training_clips(cfg: TrainConfig, config: ObservationConfig) -> Dataset:
+def training_clips(cfg: TrainConfig, config: ObservationConfig, progress: bool = False) -> Dataset:
     """The clips of `observation.data` at the model's clip shape (prepared folder or tabletop episodes)."""
     from egoworld.sim.state import EPISODE_VOXEL_SIZE
 
@@ -114,7 +126,9 @@ def training_clips(cfg: TrainConfig, config: ObservationConfig) -> Dataset:
         clips: Any = PreparedClips(folder, *shape)
     elif any(p.is_dir() for p in folder.glob("episode_*")):
         voxel = o.voxel_size if o.voxel_size is not None else EPISODE_VOXEL_SIZE
-        clips = tabletop_clips(folder, *shape, stride=o.clip_stride, voxel_size=voxel, render=o.render)
+        clips = tabletop_clips(
+            folder, *shape, stride=o.clip_stride, voxel_size=voxel, render=o.render, progress=progress
+        )
     else:
         raise FileNotFoundError(
             f"observation.data={folder} holds neither {MANIFEST} (`egoworld sim prepare`) nor episode_*/ "
@@ -316,8 +330,9 @@ class ObservationTask:
 
     collate = staticmethod(batch_from_clips)
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, progress: bool = False):
         self.cfg = cfg
+        self.progress = progress  # a bar while tabletop episodes are cut into clips
         self.source = "random"
         self.config: ObservationConfig | None = None
         self.clips: Dataset | None = None
@@ -337,7 +352,7 @@ class ObservationTask:
         self.source = check_source(self.cfg)
         self.config = resolved_config(self.cfg, self.source)
         with accelerator.main_process_first():
-            self.clips = training_clips(self.cfg, self.config)
+            self.clips = training_clips(self.cfg, self.config, self.progress)
         train_ds, val_ds = split(self.clips, self.cfg.observation.val_clips)
         return train_ds, val_ds, EpochPermutationSampler(len(train_ds), self.cfg.seed)
 
