@@ -140,7 +140,7 @@ def keypoint_anchors(
     camera z ``[T, A·21]`` (NaN where a keypoint does not project)."""
     T = len(keypoints)
     kp = np.asarray(keypoints, dtype=np.float64).reshape(T, -1, 3)
-    cam = np.stack([world_to_camera(kp[t], poses[t]) for t in range(T)])
+    cam = world_to_camera(kp, poses)  # [T, A·21, 3]
     uv, z = project(cam, K)
     return uv, np.where(np.isfinite(uv).all(-1), z, np.nan)
 

@@ -76,9 +76,10 @@ def invert_pose(pose: np.ndarray) -> np.ndarray:
 
 
 def world_to_camera(points: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
-    """Points ``[N, 3]`` in world coordinates → camera coordinates ``[N, 3]``."""
-    R = cam_to_world[:3, :3]
-    t = cam_to_world[:3, 3]
+    """Points ``[N, 3]`` in world coordinates → camera coordinates ``[N, 3]`` of one pose ``[4, 4]``;
+    or ``[T, N, 3]`` seen from one pose per frame ``[T, 4, 4]``."""
+    cam = np.asarray(cam_to_world, dtype=np.float64)
+    R, t = cam[..., :3, :3], cam[..., None, :3, 3]  # [..., 3, 3], [..., 1, 3]
     return (np.asarray(points, dtype=np.float64) - t) @ R
 
 

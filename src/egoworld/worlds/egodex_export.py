@@ -135,15 +135,15 @@ def write_hdf5(path: Path, result: dict) -> None:
 def write_plain(path: Path, result: dict, *, poses: bool = True) -> None:
     """One episode in the plain layout (`egoworld.sim.plain_video`): the values `write_hdf5` writes,
     with the hand joints in each frame's camera coordinates; `cam_to_world` only with `poses`."""
+    from egoworld.sim.camera import world_to_camera
     from egoworld.sim.egodex import SIDES
 
     a = episode_arrays(result)
     cams = a["camera"].astype(np.float64)  # [N, 4, 4]
     world = a["joints"][:, :, :3, 3].astype(np.float64)  # [N, 21, 3]
-    R, t = cams[:, :3, :3], cams[:, :3, 3]
     n, side = len(cams), SIDES.index(SIDE)
     hands = np.full((n, 2, 21, 3), np.nan)
-    hands[:, side] = np.einsum("nkj,nji->nki", world - t[:, None], R)  # (p - t) R = R^T (p - t)
+    hands[:, side] = world_to_camera(world, cams)
     confidence = np.zeros((n, 2, 21))
     confidence[:, side] = a["visible"]
     arrays = {"K": a["K"].astype(np.float64), "hands": hands, "hand_confidence": confidence}
