@@ -138,12 +138,11 @@ def step_range(raw, mirrored: bool) -> dict[str, list[float]]:
     `step_actions()`), widened to the mirror images when the clips are also trained mirrored."""
     from egoworld.actions.spaces import mirror_nav
 
-    steps = ActionNormalizer.fit(raw.step_actions())
-    lo, hi = np.asarray(steps.min, dtype=np.float64), np.asarray(steps.max, dtype=np.float64)
+    steps = list(raw.step_actions())
     if mirrored:
-        m_lo, m_hi = mirror_nav(lo), mirror_nav(hi)  # negating y and yaw swaps their ends
-        lo, hi = np.minimum(lo, np.minimum(m_lo, m_hi)), np.maximum(hi, np.maximum(m_lo, m_hi))
-    return {"step_min": lo.tolist(), "step_max": hi.tolist()}
+        steps += [mirror_nav(a) for a in steps]
+    stats = ActionNormalizer.fit(steps)
+    return {"step_min": np.asarray(stats.min).tolist(), "step_max": np.asarray(stats.max).tolist()}
 
 
 def fit_normalizer(data_cfg, model_cfg) -> ActionNormalizer:
