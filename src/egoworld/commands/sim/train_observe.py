@@ -17,6 +17,7 @@ OBSERVE_PRESETS = ("tiny", "tiny-pixel")  # CPU-sized presets of egoworld.sim.ob
 def register(sub, voxel_help: str) -> None:
     """Add `sim train-observe` to the `sim` subcommands `sub`."""
     from egoworld.sim.state import EPISODE_VOXEL_SIZE
+    from egoworld.sim.train_observe import TrainObserveOptions as D  # the defaults, in one place
 
     t = add_command(
         sub,
@@ -50,14 +51,14 @@ def register(sub, voxel_help: str) -> None:
         "beside --out)",
     )
     t.add_argument(
-        "--preset", default="tiny-pixel", choices=OBSERVE_PRESETS, help="model size (default tiny-pixel)"
+        "--preset", default=D.preset, choices=OBSERVE_PRESETS, help=f"model size (default {D.preset})"
     )
     t.add_argument(
         "--steps",
         dest="train_steps",
         type=int_in(1, 10_000_000),
-        default=1000,
-        help="max steps (default 1000)",
+        default=D.steps,
+        help=f"max steps (default {D.steps})",
     )
     t.add_argument(
         "--budget",
@@ -65,22 +66,23 @@ def register(sub, voxel_help: str) -> None:
         default=None,
         help="stop after this many seconds (a checkpoint is written; run again to continue)",
     )
-    t.add_argument("--batch", type=int_in(1, 4096), default=16, help="batch size (default 16)")
+    t.add_argument("--batch", type=int_in(1, 4096), default=D.batch, help=f"batch size (default {D.batch})")
     t.add_argument(
-        "--lr", type=float_in(0.0, 1.0, lo_open=True), default=5e-4, help="learning rate (default 5e-4)"
+        "--lr", type=float_in(0.0, 1.0, lo_open=True), default=D.lr, help=f"learning rate (default {D.lr:g})"
     )
     t.add_argument(
         "--checkpoint-every",
         dest="train_checkpoint_every",
         type=int_in(1, 10_000_000),
-        default=100,
-        help="steps between checkpoints (default 100)",
+        default=D.checkpoint_every,
+        help=f"steps between checkpoints (default {D.checkpoint_every})",
     )
-    t.add_argument("--seed", dest="train_seed", type=int_in(0, 2**32 - 1), default=0, help="seed (default 0)")
+    seed = int_in(0, 2**32 - 1)
+    t.add_argument("--seed", dest="train_seed", type=seed, default=D.seed, help=f"seed (default {D.seed})")
     t.add_argument(
         "--voxel", type=float_in(0.0, 1.0, lo_open=True), default=EPISODE_VOXEL_SIZE, help=voxel_help
     )
-    t.add_argument("--render", dest="train_render", default="splat", choices=["raycast", "splat"])
+    t.add_argument("--render", dest="train_render", default=D.render, choices=["raycast", "splat"])
     t.add_argument("--no-scene", action="store_true", help="ablation: no scene render")
     t.add_argument("--no-mask", action="store_true", help="ablation: no mask channels")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
