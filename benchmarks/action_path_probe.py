@@ -1,7 +1,7 @@
 """How fast does a training run's action path learn? The mirrored-action loss gap per checkpoint.
 
     .venv/bin/python benchmarks/action_path_probe.py --worlds PROBE_WORLDS --runs RUN_A RUN_B \
-        [--draws 8] [--clips 32] [--out probe.json]
+        [--draws 8] [--clips 32] [--min-step 0] [--out probe.json]
 
 For every checkpoint of every run (`RUN/checkpoints/step-*/model`, the raw weights), the denoising
 loss of held-out clips under mirrored minus true actions, same noise
@@ -26,10 +26,12 @@ from egoworld.experiments.evaluation import load_eval_clips
 from egoworld.world_model import WorldModel
 
 
-def probe_run(run_dir: Path, worlds: Path, draws: int, num_clips: int) -> list[dict]:
+def probe_run(run_dir: Path, worlds: Path, draws: int, num_clips: int, min_step: int = 0) -> list[dict]:
     rows = []
     clips = None
     for folder in checkpoint_folders(run_dir):
+        if step_of(folder) < min_step:
+            continue
         model = WorldModel.from_pretrained(folder / "model").eval()
         if clips is None:
             clips = load_eval_clips(worlds, model.config.num_frames, model.config.height)[:num_clips]
@@ -46,13 +48,14 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, nargs="+", required=True, help="training run folders")
     ap.add_argument("--draws", type=int, default=8, help="noise draws per checkpoint")
     ap.add_argument("--clips", type=int, default=32, help="held-out clips scored (the first N worlds)")
+    ap.add_argument("--min-step", type=int, default=0, help="skip checkpoints before this step")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
     torch.manual_seed(0)
     result = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "worlds": str(args.worlds),
-        "runs": {str(r): probe_run(r, args.worlds, args.draws, args.clips) for r in args.runs},
+        "runs": {str(r): probe_run(r, args.worlds, args.draws, args.clips, args.min_step) for r in args.runs},
     }
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=1))

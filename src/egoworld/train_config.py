@@ -155,8 +155,9 @@ class ObservationTrainConfig:
             episodes' default, `egoworld.sim.state.EPISODE_VOXEL_SIZE`).
         render: tabletop episodes only: the renderer of the scene videos, "splat" or "raycast".
         num_frames, height, width: the clip shape (null: the preset's; the paper: 61 at 480 x 832).
-        use_scene, use_mask, condition_first_frame, action_dropout, clip_preprocess, prompt: the
-            `ObservationConfig` fields of the same names (ablations, CFG dropout, CLIP input, prompt).
+        use_scene, use_mask, condition_first_frame, action_dropout, image_dropout, text_dropout,
+            clip_preprocess, prompt: the `ObservationConfig` fields of the same names (ablations,
+            CFG dropout, Fun-InP's CLIP / caption dropout, CLIP input, prompt).
         text_encoder: folder of the T5/UMT5 encoder + tokenizer when it is not in `init_from` (or, for
             a randomly initialised model, to embed `prompt`).
         image_encoder: folder of the CLIP `image_encoder/` (+ `image_processor/`) if not in `init_from`.
@@ -180,6 +181,8 @@ class ObservationTrainConfig:
     use_mask: bool = True
     condition_first_frame: bool = True
     action_dropout: float = 0.0
+    image_dropout: float = 0.0
+    text_dropout: float = 0.0
     clip_preprocess: str = "processor"
     prompt: str = ""
     text_encoder: str | None = None
@@ -192,7 +195,15 @@ class ObservationTrainConfig:
         """The `ObservationConfig` fields this section sets (the clip shape only where given)."""
         out = {
             k: getattr(self, k)
-            for k in ("use_scene", "use_mask", "condition_first_frame", "action_dropout", "clip_preprocess")
+            for k in (
+                "use_scene",
+                "use_mask",
+                "condition_first_frame",
+                "action_dropout",
+                "image_dropout",
+                "text_dropout",
+                "clip_preprocess",
+            )
         }
         out["prompt"] = self.prompt
         out.update({k: getattr(self, k) for k in ("num_frames", "height", "width") if getattr(self, k)})
@@ -501,7 +512,8 @@ def _validate_observation_run(cfg: TrainConfig) -> None:
         raise ValueError(f"{p}clip_stride={o.clip_stride}; expected a positive integer")
     if o.voxel_size is not None:
         check_range(p, "voxel_size", o.voxel_size, low=0, high=1, low_open=True)
-    check_range(p, "action_dropout", o.action_dropout, low=0, high=1, high_open=True)
+    for name in ("action_dropout", "image_dropout", "text_dropout"):
+        check_range(p, name, getattr(o, name), low=0, high=1, high_open=True)
     for name, allowed in (
         ("render", RENDER_METHODS),
         ("clip_preprocess", CLIP_PREPROCESS),

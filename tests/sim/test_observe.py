@@ -356,6 +356,38 @@ def test_save_load_keeps_prompt_clip_and_processor(inp_folder, tmp_path):
         assert torch.equal(cond[key], again[key]), key
 
 
+def test_text_and_image_dropout_as_fun_inp_trains(inp_folder, tmp_path):
+    """Fun-InP's training-time dropout: per clip, the empty prompt's embedding (T5 of "", as the
+    pipeline embeds it) in place of the prompt's, and zero CLIP features; no draws when both are 0."""
+    model = ObservationModel.from_inp(inp_folder, _config(text_dropout=0.5, image_dropout=0.5))
+    empty = prompts.cached_prompt_embeds(inp_folder, "", 512)
+    assert torch.equal(model.empty_prompt_embeds, empty) and empty[:, 0].abs().sum() > 0  # </s>
+    assert not torch.equal(model.prompt_embeds, empty)
+    b = 64
+    image = torch.randn(b, 257, 4)
+    cond = {"y": torch.zeros(b, 1), "text": model.text_embeddings(b), "image": image}
+    out = model.drop_text_and_image(cond, torch.Generator().manual_seed(0))
+    is_empty = [torch.equal(row, empty[0]) for row in out["text"]]
+    is_prompt = [torch.equal(row, model.prompt_embeds[0]) for row in out["text"]]
+    assert all(a != c for a, c in zip(is_empty, is_prompt))  # each clip gets one of the two
+    zeroed = [bool((row == 0).all()) for row in out["image"]]
+    assert all(z or torch.equal(row, im) for z, row, im in zip(zeroed, out["image"], image))
+    assert 16 <= sum(is_empty) <= 48 and 16 <= sum(zeroed) <= 48  # p = 0.5 of 64 (binomial, 4 sigma)
+    assert torch.equal(cond["text"], model.text_embeddings(b))  # the input is not modified
+    model.save_pretrained(tmp_path / "m")
+    loaded = ObservationModel.from_pretrained(tmp_path / "m")
+    assert torch.equal(loaded.empty_prompt_embeds, empty)
+    plain = ObservationModel(_config(), model.transformer, model.codec, prompt_embeds=model.prompt_embeds)
+    g = torch.Generator().manual_seed(0)
+    assert plain.drop_text_and_image(cond, g) is cond and torch.equal(
+        g.get_state(), torch.Generator().manual_seed(0).get_state()
+    )
+    with pytest.raises(ValueError, match="needs the empty prompt's embedding"):
+        ObservationModel(
+            _config(text_dropout=0.1), model.transformer, model.codec, prompt_embeds=model.prompt_embeds
+        )
+
+
 def test_clip_stretch_equals_processor_at_the_clip_size_only(inp_folder):
     """ "stretch" (Fun-InP's whole-frame bicubic resize) and "processor" (the pipeline's resize + centre
     crop) agree on a frame of CLIP's own size and differ on a wider frame (the crop drops its sides)."""

@@ -200,12 +200,16 @@ def test_init_from_an_inp_pipeline_trains_only_the_dit(trainer, data, tmp_path):
         f"--observation.prompt-cache={tmp_path / 'pc'}",
         "--mixed-precision=bf16",
         "--gradient-checkpointing",
+        "--observation.text-dropout=0.5",  # Fun-InP's caption and CLIP dropout (0.1 there)
+        "--observation.image-dropout=0.5",
     ]
     code, log = trainer.run(_argv(run, data["prep"], *extra))  # fmt: skip
     assert code == 0, log
     model = ObservationModel.from_pretrained(run / "final")
     assert model.transformer.config.in_channels == 52 and model.image_encoder is not None
     assert torch.equal(model.prompt_embeds, cached_prompt_embeds(pipe, PROMPT, 512))
+    assert torch.equal(model.empty_prompt_embeds, cached_prompt_embeds(pipe, "", 512))
+    assert (model.config.text_dropout, model.config.image_dropout) == (0.5, 0.5)
     for part in ("vae", "image_encoder"):  # frozen: saved as the pipeline holds them
         a = {k: v for f in (pipe / part).glob("*.safetensors") for k, v in load_file(f).items()}
         b = {k: v for f in (run / "final" / part).glob("*.safetensors") for k, v in load_file(f).items()}
@@ -261,6 +265,7 @@ def test_bad_observation_runs_are_one_line_and_write_nothing(trainer, data, tmp_
         (["--observation.num-frames=8"], "observation.num_frames=8; expected 4k \\+ 1"),
         (["--observation.height=40"], "observation.height=40; expected a positive multiple of 16"),
         (["--observation.action-dropout=1"], r"observation.action_dropout=1.0: expected a finite value in"),
+        (["--observation.text-dropout=-0.1"], r"observation.text_dropout=-0.1: expected a finite value in"),
         (["--observation.render=mesh"], "observation.render='mesh' is not known"),
         (["--observation.weights-dtype=fp8"], "observation.weights_dtype='fp8' is not known"),
         (["--observation.val-clips=-1"], "observation.val_clips=-1; expected an integer >= 0"),
@@ -291,6 +296,7 @@ def test_the_paper_config_and_the_light_copies_of_names():
     assert (cfg.mixed_precision, cfg.gradient_checkpointing) == ("bf16", True)
     c = preset_config(cfg.observation.preset, **cfg.observation.overrides())
     assert (c.num_frames, c.height, c.width, c.fps, c.use_image_encoder) == (61, 480, 832, 16, True)
+    assert (c.image_dropout, c.text_dropout) == (0.1, 0.1)  # Fun-InP's own training recipe
     d = cfg.to_dict()
     assert "observation" in d and "model" not in d and "data" not in d
     assert "observation" not in load_config(ROOT / "configs/tiny-wan.yaml").to_dict()

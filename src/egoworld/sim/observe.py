@@ -58,7 +58,13 @@ from egoworld.sim.observe_config import (
     transformer_config,
 )
 from egoworld.sim.pixel_codec import PixelCodec
-from egoworld.sim.prompts import PROMPT_FILE, cached_prompt_embeds, load_prompt_embeds, save_prompt_embeds
+from egoworld.sim.prompts import (
+    PROMPT_FILE,
+    cached_prompts,
+    load_empty_prompt_embeds,
+    load_prompt_embeds,
+    save_prompt_embeds,
+)
 from egoworld.weights import load_local
 
 __all__ = [
@@ -112,6 +118,18 @@ def _sub_folder(root: Path, name: str) -> Path:
     return root / name if (root / name).is_dir() else root
 
 
+def _embed_prompts(
+    folder: Path, config: ObservationConfig, **kwargs
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(the prompt's embedding, the empty prompt's or None) from one load of the text encoder; the
+    empty prompt is embedded only when text dropout needs it (or it is the prompt)."""
+    if not config.prompt or config.text_dropout <= 0:
+        prompt = cached_prompts(folder, [config.prompt], config.text_max_length, **kwargs)[0]
+        return prompt, (prompt if not config.prompt else None)
+    prompt, empty = cached_prompts(folder, [config.prompt, ""], config.text_max_length, **kwargs)
+    return prompt, empty
+
+
 class ObservationModel(nn.Module):
     """Codec + 52-channel Wan InP DiT + rectified flow: `loss(batch)` and `generate(...)`.
 
@@ -122,6 +140,8 @@ class ObservationModel(nn.Module):
         image_encoder: `egoworld.image_encoder.ImageEncoder` (frozen CLIP), or None.
         prompt_embeds: the prompt's text embedding `[1, L, text_dim]` (frozen T5/UMT5), or None for
             an all-zero embedding of `config.text_tokens` tokens (models built without a text encoder).
+        empty_prompt_embeds: the empty prompt's embedding `[1, L, text_dim]` (what `text_dropout`
+            trains with); not needed when the prompt is empty or `prompt_embeds` is None.
         image_processor: the pipeline's `CLIPImageProcessor` (needed by `clip_preprocess="processor"`).
     """
 
@@ -133,6 +153,7 @@ class ObservationModel(nn.Module):
         image_encoder: nn.Module | None = None,
         *,
         prompt_embeds: torch.Tensor | None = None,
+        empty_prompt_embeds: torch.Tensor | None = None,
         image_processor=None,
     ):
         super().__init__()
@@ -150,8 +171,11 @@ class ObservationModel(nn.Module):
                 f"{3 * c + MASK_CHANNELS} (noisy + mask + scene + skeleton)"
             )
         text_dim = int(transformer.config.text_dim)
-        if prompt_embeds is None:
+        if prompt_embeds is None:  # no text encoder: the prompt and the empty prompt are both zeros
             prompt_embeds = torch.zeros(1, config.text_tokens, text_dim)
+            empty_prompt_embeds = prompt_embeds
+        elif not config.prompt:
+            empty_prompt_embeds = prompt_embeds
         if prompt_embeds.ndim != 3 or prompt_embeds.shape[0] != 1 or prompt_embeds.shape[2] != text_dim:
             raise ValueError(
                 f"prompt embedding of shape {list(prompt_embeds.shape)}; expected [1, L, {text_dim}] "
@@ -163,6 +187,20 @@ class ObservationModel(nn.Module):
                 f"reads exactly {WAN_TEXT_TOKENS} text tokens (text_max_length / text_tokens = 512)"
             )
         self.register_buffer("prompt_embeds", prompt_embeds.detach().float().clone(), persistent=False)
+        if empty_prompt_embeds is not None:
+            if tuple(empty_prompt_embeds.shape) != tuple(prompt_embeds.shape):
+                raise ValueError(
+                    f"empty prompt embedding of shape {list(empty_prompt_embeds.shape)}; expected the prompt "
+                    f"embedding's {list(prompt_embeds.shape)}"
+                )
+            empty_prompt_embeds = empty_prompt_embeds.detach().float().clone()
+        elif config.text_dropout > 0:
+            raise ValueError(
+                f"text_dropout={config.text_dropout} with the prompt {config.prompt!r} needs the empty "
+                "prompt's embedding; build or load the model with its text encoder (a model saved before "
+                "text dropout existed has only the prompt's)"
+            )
+        self.register_buffer("empty_prompt_embeds", empty_prompt_embeds, persistent=False)
 
     # construction ------------------------------------------------------------------------
 
@@ -188,15 +226,16 @@ class ObservationModel(nn.Module):
             image_encoder = ImageEncoder(tiny_clip(projection_dim=dim, hidden_size=dim))
             s = int(image_encoder.clip.config.image_size)
             processor = CLIPImageProcessor(size={"shortest_edge": s}, crop_size={"height": s, "width": s})
-        prompt = None
+        prompt = empty = None
         if text_encoder is not None:
-            prompt = cached_prompt_embeds(text_encoder, config.prompt, config.text_max_length)
+            prompt, empty = _embed_prompts(text_encoder, config)
         return cls(
             config,
             transformer,
             _build_codec(config),
             image_encoder,
             prompt_embeds=prompt,
+            empty_prompt_embeds=empty,
             image_processor=processor,
         )
 
@@ -250,10 +289,9 @@ class ObservationModel(nn.Module):
                 "image_encoder=FOLDER if it lives elsewhere"
             )
         # T5 first: loaded, used once and freed before the DiT (lower peak host memory for the 14B)
-        prompt = cached_prompt_embeds(
+        prompt, empty = _embed_prompts(
             Path(text_encoder) if text_encoder is not None else path,
-            config.prompt,
-            config.text_max_length,
+            config,
             cache_dir=prompt_cache,
             torch_dtype=torch_dtype,
         )
@@ -264,7 +302,15 @@ class ObservationModel(nn.Module):
             clip = load_clip(clip_dir, encoder_dtype)
             processor = load_image_processor(clip_root / "image_processor") or load_image_processor(clip_dir)
         config = dataclasses.replace(config, use_image_encoder=bool(image_dim))
-        return cls(config, transformer, codec, clip, prompt_embeds=prompt, image_processor=processor)
+        return cls(
+            config,
+            transformer,
+            codec,
+            clip,
+            prompt_embeds=prompt,
+            empty_prompt_embeds=empty,
+            image_processor=processor,
+        )
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """config + transformer + VAE + CLIP (+ its processor) + prompt embedding, written atomically.
@@ -281,7 +327,8 @@ class ObservationModel(nn.Module):
                 self.image_encoder.clip.save_pretrained(tmp / "image_encoder", safe_serialization=True)
             if self.image_processor is not None:
                 self.image_processor.save_pretrained(tmp / "image_processor")
-            save_prompt_embeds(tmp / PROMPT_FILE, self.prompt_embeds.float(), self.config.prompt)
+            empty = self.empty_prompt_embeds if self.config.prompt else None
+            save_prompt_embeds(tmp / PROMPT_FILE, self.prompt_embeds.float(), self.config.prompt, empty=empty)
         return Path(directory)
 
     @classmethod
@@ -313,10 +360,19 @@ class ObservationModel(nn.Module):
         if (directory / "image_encoder").is_dir():
             clip = load_clip(directory / "image_encoder", encoder_dtype)
         processor = load_image_processor(directory / "image_processor")
-        prompt = None
+        prompt = empty = None
         if (directory / PROMPT_FILE).is_file():
             prompt = load_prompt_embeds(directory / PROMPT_FILE)[0]
-        return cls(config, transformer, codec, clip, prompt_embeds=prompt, image_processor=processor).eval()
+            empty = load_empty_prompt_embeds(directory / PROMPT_FILE)
+        return cls(
+            config,
+            transformer,
+            codec,
+            clip,
+            prompt_embeds=prompt,
+            empty_prompt_embeds=empty,
+            image_processor=processor,
+        ).eval()
 
     @property
     def device(self) -> torch.device:
@@ -421,6 +477,7 @@ class ObservationModel(nn.Module):
     ) -> torch.Tensor:
         """Rectified-flow loss (mean over the batch) on cached latents and conditions."""
         b = x0.shape[0]
+        cond = self.drop_text_and_image(cond, generator)
         if self.config.action_dropout > 0:
             drop = noise.rand((b,), generator, x0.device) < self.config.action_dropout
             if drop.any():
@@ -433,6 +490,22 @@ class ObservationModel(nn.Module):
         x_t = self.objective.interpolate(x0, eps, t.view(-1, 1, 1, 1, 1))
         v_pred = self.velocity(x_t, t, cond)
         return self.objective.loss(v_pred, self.objective.target(x0, eps)).mean()
+
+    def drop_text_and_image(self, cond: dict, generator: torch.Generator | None = None) -> dict:
+        """Fun-InP's training-time dropout: per clip, the empty prompt's embedding in place of the
+        prompt's (probability `text_dropout`) and zero CLIP features (`image_dropout`); draws from
+        `generator` only for a dropout > 0, so runs without it see the same random stream."""
+        c = self.config
+        b = cond["y"].shape[0]
+        if c.text_dropout > 0:
+            drop = noise.rand((b,), generator, cond["text"].device) < c.text_dropout
+            if drop.any():
+                empty = self.empty_prompt_embeds.to(cond["text"]).expand(b, -1, -1)
+                cond = {**cond, "text": torch.where(drop[:, None, None], empty, cond["text"])}
+        if c.image_dropout > 0 and cond.get("image") is not None:
+            keep = noise.rand((b,), generator, cond["image"].device) >= c.image_dropout
+            cond = {**cond, "image": cond["image"] * keep[:, None, None].to(cond["image"])}
+        return cond
 
     def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         """L_gen on one batch: `target`, `scene`, `skeleton` `[B, F, 3, H, W]` in [-1, 1] and `mask`

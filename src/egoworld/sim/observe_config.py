@@ -95,6 +95,12 @@ class ObservationConfig:
         use_mask: feed M (False = the "w/o mask" ablation: the 4 mask channels are zero).
         condition_first_frame: write the current observation into frame 0 (known) in training.
         action_dropout: probability of replacing the skeleton by a black video in training (for CFG).
+        image_dropout: probability per training clip of zero CLIP features (Fun-InP's training code
+            zeroes them for 10 % of its samples: 0.1; 0 = never).
+        text_dropout: probability per training clip of the empty prompt's embedding in place of the
+            prompt's (Fun-InP's dataset drops the caption of 10 % of its samples: 0.1; 0 = never).
+            With a non-empty prompt the model needs the empty prompt's embedding, computed by the
+            same text encoder (`egoworld.sim.prompts`).
         use_image_encoder: CLIP penultimate features of the first frame (Wan-Fun-InP has them).
         clip_preprocess: how the first frame reaches CLIP: "processor" (the pipeline's
             `CLIPImageProcessor`, as `WanImageToVideoPipeline`) or "stretch" (bicubic resize of the
@@ -123,6 +129,8 @@ class ObservationConfig:
     use_mask: bool = True
     condition_first_frame: bool = True
     action_dropout: float = 0.0
+    image_dropout: float = 0.0
+    text_dropout: float = 0.0
     use_image_encoder: bool = False
     clip_preprocess: str = "processor"
     prompt: str = ""
@@ -151,8 +159,9 @@ class ObservationConfig:
                 f"frame size {self.height}x{self.width}; expected multiples of {2 * step} "
                 f"(codec {self.codec} compresses {step}x, the DiT patches 2x)"
             )
-        if not 0.0 <= self.action_dropout < 1.0:
-            raise ValueError(f"action_dropout={self.action_dropout}; expected in [0, 1)")
+        for name in ("action_dropout", "image_dropout", "text_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name}={getattr(self, name)}; expected in [0, 1)")
         if self.clip_preprocess not in CLIP_PREPROCESS:
             raise ValueError(f"clip_preprocess={self.clip_preprocess!r}; expected one of {CLIP_PREPROCESS}")
         if self.text_max_length < 1 or self.text_tokens < 1:

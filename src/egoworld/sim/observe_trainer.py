@@ -294,6 +294,7 @@ def build_model(cfg: TrainConfig, source: str, config: ObservationConfig) -> Obs
             loaded.codec,
             loaded.image_encoder,
             prompt_embeds=loaded.prompt_embeds,
+            empty_prompt_embeds=loaded.empty_prompt_embeds,
             image_processor=loaded.image_processor,
         )
     if cfg.compile:

@@ -8,6 +8,8 @@ by padding the trimmed embedding with zeros). The prompt is cleaned first as the
 
 The encoder is loaded only to embed the prompt: the embedding is kept by the observation model and
 saved with it (`PROMPT_FILE`), so T5 is never loaded again for that model, and it is never trained.
+When the model is trained with caption dropout (`ObservationConfig.text_dropout`), the empty
+prompt's embedding is computed in the same load (`cached_prompts`) and saved beside it (`EMPTY_KEY`).
 `cached_prompt_embeds` also keeps one file per (encoder, prompt, length) in a cache folder, so a
 second `from_inp` of the same weights does not load the 5.7 B-parameter UMT5-XXL again.
 
@@ -26,6 +28,7 @@ from pathlib import Path
 import torch
 
 PROMPT_FILE = "prompt_embeds.safetensors"
+EMPTY_KEY = "empty_prompt_embeds"
 TEXT_ENCODERS = ("UMT5EncoderModel", "T5EncoderModel")
 
 
@@ -114,11 +117,17 @@ def _fingerprint(folder: Path) -> str:
     return h.hexdigest()
 
 
-def save_prompt_embeds(path: Path, embeds: torch.Tensor, prompt: str, key: str = "") -> None:
-    """Write `[1, L, D]` embeddings with the prompt (and a cache key) as safetensors metadata."""
+def save_prompt_embeds(
+    path: Path, embeds: torch.Tensor, prompt: str, key: str = "", empty: torch.Tensor | None = None
+) -> None:
+    """Write `[1, L, D]` embeddings with the prompt (and a cache key) as safetensors metadata;
+    `empty`: also the empty prompt's embedding (what text dropout trains with)."""
     from safetensors.torch import save_file
 
-    save_file({"prompt_embeds": embeds.contiguous().cpu()}, path, metadata={"prompt": prompt, "key": key})
+    tensors = {"prompt_embeds": embeds.contiguous().cpu()}
+    if empty is not None:
+        tensors[EMPTY_KEY] = empty.contiguous().cpu()
+    save_file(tensors, path, metadata={"prompt": prompt, "key": key})
 
 
 def load_prompt_embeds(path: Path) -> tuple[torch.Tensor, dict[str, str]]:
@@ -129,6 +138,14 @@ def load_prompt_embeds(path: Path) -> tuple[torch.Tensor, dict[str, str]]:
         if "prompt_embeds" not in f.keys():
             raise ValueError(f"{path} holds no prompt_embeds tensor; expected a file written by egoworld")
         return f.get_tensor("prompt_embeds").float().clone(), dict(f.metadata() or {})
+
+
+def load_empty_prompt_embeds(path: Path) -> torch.Tensor | None:
+    """The empty prompt's embedding `[1, L, D]` saved beside the prompt's, or None (not saved)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.get_tensor(EMPTY_KEY).float().clone() if EMPTY_KEY in f.keys() else None
 
 
 def cached_prompt_embeds(
@@ -145,19 +162,47 @@ def cached_prompt_embeds(
     prompt and `max_length`; it is written atomically, and a file whose metadata does not match is
     recomputed.
     """
+    return cached_prompts(folder, [prompt], max_length, cache_dir=cache_dir, torch_dtype=torch_dtype)[0]
+
+
+def cached_prompts(
+    folder: str | Path,
+    prompts: list[str],
+    max_length: int = 512,
+    *,
+    cache_dir: str | Path | None = None,
+    torch_dtype: torch.dtype | None = None,
+) -> list[torch.Tensor]:
+    """The embeddings `[1, L, D]` of several prompts (`cached_prompt_embeds` each), the encoder loaded
+    at most once: only when some prompt is not in the cache."""
     folder = Path(folder)
-    key = hashlib.sha256(f"{_fingerprint(folder)}\n{max_length}\n{prompt}".encode()).hexdigest()[:24]
-    path = None if cache_dir is None else Path(cache_dir) / f"prompt-{key}.safetensors"
-    if path is not None and path.is_file():
-        embeds, meta = load_prompt_embeds(path)
-        if meta.get("key") == key and meta.get("prompt") == prompt and embeds.shape[1] == max_length:
-            return embeds
+    fingerprint = _fingerprint(folder)
+    out: list[torch.Tensor | None] = []
+    keys = []
+    for prompt in prompts:
+        key = hashlib.sha256(f"{fingerprint}\n{max_length}\n{prompt}".encode()).hexdigest()[:24]
+        keys.append(key)
+        path = None if cache_dir is None else Path(cache_dir) / f"prompt-{key}.safetensors"
+        embeds = None
+        if path is not None and path.is_file():
+            embeds, meta = load_prompt_embeds(path)
+            if not (
+                meta.get("key") == key and meta.get("prompt") == prompt and embeds.shape[1] == max_length
+            ):
+                embeds = None
+        out.append(embeds)
+    if all(e is not None for e in out):
+        return out  # type: ignore[return-value]
     encoder, tokenizer = load_text_encoder(folder, torch_dtype)
-    embeds = encode_prompt(encoder, tokenizer, prompt, max_length)
+    for i, (prompt, key) in enumerate(zip(prompts, keys)):
+        if out[i] is not None:
+            continue
+        out[i] = embeds = encode_prompt(encoder, tokenizer, prompt, max_length)
+        if cache_dir is not None:
+            path = Path(cache_dir) / f"prompt-{key}.safetensors"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            save_prompt_embeds(tmp, embeds, prompt, key)
+            tmp.replace(path)
     del encoder
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        save_prompt_embeds(tmp, embeds, prompt, key)
-        tmp.replace(path)
-    return embeds
+    return out  # type: ignore[return-value]
