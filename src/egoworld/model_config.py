@@ -100,8 +100,12 @@ class WorldModelConfig:
         vae_encode_chunk: frames (SVD) or clips (Wan/Cosmos VAE) per VAE call when encoding a training
             batch, to bound memory; None encodes the batch in one call.
         use_image_encoder: condition on a CLIP image embedding (SVD, Wan i2v).
-        codec: "vae" (the backbone's own VAE) or "pixel" (identity; SVD family only, for small
-            models trained here without a pretrained VAE).
+        codec: "vae" (the backbone's own VAE) or "pixel", for small models trained here without a
+            pretrained VAE: SVD reads the frames themselves (`codecs.PixelCodec`), the DiT families
+            (Cosmos, Wan) the frames packed into the Wan latent layout (`codecs.PackedPixelCodec`:
+            4 frames and `pixel_downscale` x `pixel_downscale` pixels per latent position).
+        pixel_downscale: the DiT families' pixel codec: spatial packing factor (the DiT then
+            patches 2x more, so height and width are multiples of 2 x pixel_downscale).
         norm_groups: SVD only: the GroupNorm groups of the denoiser (None: diffusers' fixed 32). The
             UNet adds the timestep embedding — and so the action embedding — to each res-block as
             a per-channel bias just before a GroupNorm, which removes whatever is constant within a
@@ -133,6 +137,7 @@ class WorldModelConfig:
     vae_encode_chunk: int | None = None
     use_image_encoder: bool = True
     codec: str = "vae"
+    pixel_downscale: int = 2
     norm_groups: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -156,9 +161,13 @@ class WorldModelConfig:
             )
         if self.codec not in ("vae", "pixel"):
             raise ValueError(f"{p}codec={self.codec!r}; expected 'vae' or 'pixel'")
-        if self.codec == "pixel" and self.family != "svd":
+        if self.pixel_downscale < 1:
+            raise ValueError(f"{p}pixel_downscale={self.pixel_downscale}; expected a positive integer")
+        step = 2 * self.pixel_downscale
+        if self.codec == "pixel" and self.family != "svd" and (self.height % step or self.width % step):
             raise ValueError(
-                f"{p}codec='pixel' needs family='svd' (no temporal compression); got {self.family!r}"
+                f"{p}height={self.height}, {p}width={self.width}; the {self.family} pixel codec packs "
+                f"{self.pixel_downscale}x and the DiT patches 2x: expected multiples of {step}"
             )
         if self.norm_groups is not None and (self.family != "svd" or self.norm_groups < 1):
             raise ValueError(

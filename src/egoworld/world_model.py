@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from egoworld.actions.normalization import ActionNormalizer
-from egoworld.codecs import PixelCodec, SVDCodec, WanCodec
+from egoworld.codecs import PackedPixelCodec, PixelCodec, SVDCodec, WanCodec
 from egoworld.conditioning import ActionConditionedModel, condition_on_actions
 from egoworld.families.flow import CosmosFamily, WanI2VFamily
 from egoworld.families.svd import SVDFamily
@@ -46,6 +46,10 @@ def _build_components(config: WorldModelConfig):
         base, vae = svd.build_unet(config.preset), svd.build_vae(config.preset)
         codec = SVDCodec(vae)
         clip_dim = base.config.cross_attention_dim
+    elif config.family == "cosmos" and config.codec == "pixel":
+        codec = PackedPixelCodec(config.pixel_downscale)
+        c = codec.latent_channels
+        base, clip_dim = cosmos.build_transformer(config.preset, in_channels=c + 1, out_channels=c), 0
     elif config.family == "cosmos":
         base, codec, clip_dim = (
             cosmos.build_transformer(config.preset),
@@ -54,10 +58,13 @@ def _build_components(config: WorldModelConfig):
         )
     else:
         preset = "tiny-i2v" if config.preset == "tiny" else config.preset
-        base, codec = (
-            wan.build_transformer(preset),
-            WanCodec(wan.build_vae("tiny" if config.preset == "tiny" else "wan2.1")),
-        )
+        if config.codec == "pixel":  # noisy + 4 mask channels + the packed [first frame, zeros...]
+            codec = PackedPixelCodec(config.pixel_downscale)
+            c = codec.latent_channels
+            base = wan.build_transformer(preset, in_channels=2 * c + 4, out_channels=c)
+        else:
+            base = wan.build_transformer(preset)
+            codec = WanCodec(wan.build_vae("tiny" if config.preset == "tiny" else "wan2.1"))
         clip_dim = base.config.image_dim or 0
     image_encoder = None
     if config.use_image_encoder and clip_dim:
@@ -396,7 +403,7 @@ class WorldModel(nn.Module):
                 raise FileNotFoundError(f"{directory / part} is missing; the model folder is incomplete")
         denoiser = ActionConditionedModel.from_pretrained(directory / "denoiser", torch_dtype=torch_dtype)
         if config.codec == "pixel":
-            codec = PixelCodec()
+            codec = PixelCodec() if config.family == "svd" else PackedPixelCodec(config.pixel_downscale)
         elif config.family == "svd":
             codec = SVDCodec(load_local(AutoencoderKLTemporalDecoder, directory / "vae"))
         else:

@@ -13,7 +13,7 @@ from egoworld.sim import prompts
 from egoworld.sim.inp_weights import load_clip
 from egoworld.sim.observe import (
     ObservationModel,
-    PixelCodec,
+    PackedPixelCodec,
     expand_inp_to_52,
     load_inp_transformer,
     mask_latents,
@@ -104,7 +104,7 @@ def test_mask_channels_follow_the_inp_layout():
 
 
 def test_pixel_codec_is_lossless():
-    codec = PixelCodec(2)
+    codec = PackedPixelCodec(2)
     video = torch.rand(2, 9, 3, 16, 16) * 2 - 1
     z = codec.encode(video)
     assert z.shape == (2, codec.latent_channels, 3, 8, 8)

@@ -74,6 +74,23 @@ TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
         concat_padding_mask=True,
         extra_pos_embed_type=None,
     ),
+    # A small DiT for the pixel codec (`model.codec: pixel`), trained from scratch on a CPU: 6 blocks
+    # of width 128 (4 heads of 32); in/out channels are set by the codec.
+    "small": dict(
+        in_channels=4 + 1,
+        out_channels=4,
+        num_attention_heads=4,
+        attention_head_dim=32,
+        num_layers=6,
+        mlp_ratio=4.0,
+        text_embed_dim=16,
+        adaln_lora_dim=32,
+        max_size=(16, 64, 64),
+        patch_size=(1, 2, 2),
+        rope_scale=(1.0, 1.0, 1.0),
+        concat_padding_mask=True,
+        extra_pos_embed_type=None,
+    ),
     # Cosmos-Predict2-2B-Video2World (the EgoWM Cosmos variant).
     "cosmos-predict2-2b": dict(
         in_channels=16 + 1,

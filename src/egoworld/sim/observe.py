@@ -39,7 +39,7 @@ from diffusers import AutoencoderKLWan, WanTransformer3DModel
 from torch import nn
 
 from egoworld import noise
-from egoworld.codecs import WanCodec
+from egoworld.codecs import PackedPixelCodec, WanCodec
 from egoworld.io_utils import atomic_dir
 from egoworld.objectives.flow import RectifiedFlow
 from egoworld.sim.clip_tensors import batch_from_clips, to_model_video, to_uint8_video
@@ -57,7 +57,6 @@ from egoworld.sim.observe_config import (
     preset_config,
     transformer_config,
 )
-from egoworld.sim.pixel_codec import PixelCodec
 from egoworld.sim.prompts import (
     PROMPT_FILE,
     cached_prompts,
@@ -73,7 +72,7 @@ __all__ = [
     "PRESETS",
     "ObservationConfig",
     "ObservationModel",
-    "PixelCodec",
+    "PackedPixelCodec",
     "batch_from_clips",
     "expand_inp_to_52",
     "load_inp_transformer",
@@ -97,7 +96,7 @@ def _build_base(config: ObservationConfig) -> WanTransformer3DModel:
 
 def _build_codec(config: ObservationConfig) -> nn.Module:
     if config.codec == "pixel":
-        return PixelCodec(config.pixel_downscale)
+        return PackedPixelCodec(config.pixel_downscale)
     from egoworld.backbones.wan import build_vae
 
     return WanCodec(build_vae(config.vae_preset))
@@ -136,7 +135,7 @@ class ObservationModel(nn.Module):
     Args:
         config: the `ObservationConfig`.
         transformer: the 52-channel `WanTransformer3DModel` (any dtype).
-        codec: `WanCodec` or `PixelCodec` (frozen).
+        codec: `WanCodec` or `PackedPixelCodec` (frozen).
         image_encoder: `egoworld.image_encoder.ImageEncoder` (frozen CLIP), or None.
         prompt_embeds: the prompt's text embedding `[1, L, text_dim]` (frozen T5/UMT5), or None for
             an all-zero embedding of `config.text_tokens` tokens (models built without a text encoder).
@@ -353,7 +352,7 @@ class ObservationModel(nn.Module):
             raise ValueError(f"{directory / CONFIG_NAME} is not a valid observation config: {err}") from err
         transformer = load_local(WanTransformer3DModel, directory / "transformer", torch_dtype=torch_dtype)
         if config.codec == "pixel":
-            codec = PixelCodec(config.pixel_downscale)
+            codec = PackedPixelCodec(config.pixel_downscale)
         else:
             codec = WanCodec(load_local(AutoencoderKLWan, directory / "vae", torch_dtype=encoder_dtype))
         clip = None

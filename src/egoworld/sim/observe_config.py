@@ -83,9 +83,10 @@ class ObservationConfig:
         num_frames: video frames per clip, 4k + 1 (the paper: 61).
         height, width: frame size in pixels (the paper: 480 × 832).
         fps: frame rate of the clips (the paper: 16).
-        codec: "wan-vae" (the Wan 2.1 VAE) or "pixel" (`PixelCodec`, tiny CPU models only).
+        codec: "wan-vae" (the Wan 2.1 VAE) or "pixel" (`egoworld.codecs.PackedPixelCodec`, tiny CPU
+            models only).
         vae_preset: `egoworld.backbones.wan.VAE_PRESETS` name for "wan-vae".
-        pixel_downscale: spatial factor of `PixelCodec`.
+        pixel_downscale: spatial factor of `PackedPixelCodec`.
         transformer: keyword overrides of the 36-channel base (`backbones.wan.TRANSFORMER_PRESETS[base]`).
         base: the InP transformer preset widened to 52 channels.
         flow_shift: shift of the flow schedule (Wan: 3.0 at 480p).
