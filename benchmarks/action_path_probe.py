@@ -1,13 +1,15 @@
 """How fast does a training run's action path learn? The mirrored-action loss gap per checkpoint.
 
     .venv/bin/python benchmarks/action_path_probe.py --worlds PROBE_WORLDS --runs RUN_A RUN_B \
-        [--draws 8] [--clips 32] [--min-step 0] [--out probe.json]
+        [--draws 8] [--clips 32] [--min-step 0] [--rollouts 0] [--out probe.json]
 
 For every checkpoint of every run (`RUN/checkpoints/step-*/model`, the raw weights), the denoising
 loss of held-out clips under mirrored minus true actions, same noise
 (`egoworld.experiments.action_following.action_loss_gap`): 0 for a model that ignores its actions,
 > 0 once it reads them. No sampling, so a checkpoint takes seconds; the figure for issue 14's
-diagnostic in docs/results.md. Not a test.
+diagnostic in docs/results.md. `--rollouts N` also samples: the PSNR gap (dB, frames 4-16) of
+rollouts under true minus mirrored actions on the first N clips, one seed (`mirrored_gap`, what
+`egoworld experiment action-following` reports; needs clips of 17 frames). Not a test.
 """
 
 from __future__ import annotations
@@ -21,24 +23,34 @@ from pathlib import Path
 import torch
 
 from egoworld.checkpoints import checkpoint_folders, step_of
-from egoworld.experiments.action_following import action_loss_gap
+from egoworld.experiments.action_following import action_loss_gap, mirrored_gap
 from egoworld.experiments.evaluation import load_eval_clips
 from egoworld.world_model import WorldModel
 
 
-def probe_run(run_dir: Path, worlds: Path, draws: int, num_clips: int, min_step: int = 0) -> list[dict]:
+def probe_run(
+    run_dir: Path, worlds: Path, draws: int, num_clips: int, min_step: int = 0, rollouts: int = 0
+) -> list[dict]:
     rows = []
-    clips = None
+    clips = long_clips = None
     for folder in checkpoint_folders(run_dir):
         if step_of(folder) < min_step:
             continue
         model = WorldModel.from_pretrained(folder / "model").eval()
         if clips is None:
             clips = load_eval_clips(worlds, model.config.num_frames, model.config.height)[:num_clips]
+            if rollouts:
+                long_clips = load_eval_clips(worlds, 17, model.config.height)[:rollouts]
         t0 = time.perf_counter()
         gap = action_loss_gap(model, clips, draws=draws)
-        rows.append({"step": step_of(folder), **gap, "seconds": time.perf_counter() - t0})
-        print(f"{run_dir.name} step {rows[-1]['step']:>5}: relative gap {gap['relative']:+.4f}", flush=True)
+        row = {"step": step_of(folder), **gap}
+        line = f"{run_dir.name} step {row['step']:>5}: relative gap {gap['relative']:+.5f}"
+        if long_clips:
+            m = mirrored_gap(model, long_clips, [0])
+            row.update(psnr_gap_db=m["gap"][0], share_positive=m["share_positive"])
+            line += f", rollout PSNR gap {m['gap'][0]:+.3f} dB ({m['share_positive']:.0%} of clips > 0)"
+        rows.append({**row, "seconds": time.perf_counter() - t0})
+        print(line, flush=True)
     return rows
 
 
@@ -49,13 +61,17 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=8, help="noise draws per checkpoint")
     ap.add_argument("--clips", type=int, default=32, help="held-out clips scored (the first N worlds)")
     ap.add_argument("--min-step", type=int, default=0, help="skip checkpoints before this step")
+    ap.add_argument("--rollouts", type=int, default=0, help="also the rollout PSNR gap on N clips")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
     torch.manual_seed(0)
     result = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "worlds": str(args.worlds),
-        "runs": {str(r): probe_run(r, args.worlds, args.draws, args.clips, args.min_step) for r in args.runs},
+        "runs": {
+            str(r): probe_run(r, args.worlds, args.draws, args.clips, args.min_step, args.rollouts)
+            for r in args.runs
+        },
     }
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=1))
