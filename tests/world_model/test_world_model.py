@@ -96,8 +96,12 @@ def test_config_errors():
         WorldModel.build(WorldModelConfig(family="wan", num_frames=8))
     with pytest.raises(ValueError, match="family='nwm' is not known"):
         WorldModel.build(WorldModelConfig(family="nwm"))
-    with pytest.raises(ValueError, match="codec='pixel' needs family='svd'"):
-        WorldModel.build(WorldModelConfig(family="wan", num_frames=5, codec="pixel"))
+    with pytest.raises(ValueError, match="the wan pixel codec packs 8x and the DiT patches 2x"):
+        WorldModel.build(
+            WorldModelConfig(
+                family="wan", num_frames=5, codec="pixel", pixel_downscale=8, height=40, width=40
+            )
+        )
 
 
 def test_incomplete_model_folder(tmp_path):
