@@ -121,12 +121,11 @@ def _embed_prompts(
     folder: Path, config: ObservationConfig, **kwargs
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(the prompt's embedding, the empty prompt's or None) from one load of the text encoder; the
-    empty prompt is embedded only when text dropout needs it (or it is the prompt)."""
-    if not config.prompt or config.text_dropout <= 0:
-        prompt = cached_prompts(folder, [config.prompt], config.text_max_length, **kwargs)[0]
-        return prompt, (prompt if not config.prompt else None)
-    prompt, empty = cached_prompts(folder, [config.prompt, ""], config.text_max_length, **kwargs)
-    return prompt, empty
+    empty prompt is embedded only when text dropout needs it (for an empty prompt the model takes
+    the prompt's own)."""
+    extra = [""] if config.prompt and config.text_dropout > 0 else []
+    embeds = cached_prompts(folder, [config.prompt, *extra], config.text_max_length, **kwargs)
+    return embeds[0], (embeds[1] if extra else None)
 
 
 class ObservationModel(nn.Module):

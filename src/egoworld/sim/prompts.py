@@ -177,12 +177,13 @@ def cached_prompts(
     at most once: only when some prompt is not in the cache."""
     folder = Path(folder)
     fingerprint = _fingerprint(folder)
+    keys = [
+        hashlib.sha256(f"{fingerprint}\n{max_length}\n{prompt}".encode()).hexdigest()[:24]
+        for prompt in prompts
+    ]
+    paths = [None if cache_dir is None else Path(cache_dir) / f"prompt-{key}.safetensors" for key in keys]
     out: list[torch.Tensor | None] = []
-    keys = []
-    for prompt in prompts:
-        key = hashlib.sha256(f"{fingerprint}\n{max_length}\n{prompt}".encode()).hexdigest()[:24]
-        keys.append(key)
-        path = None if cache_dir is None else Path(cache_dir) / f"prompt-{key}.safetensors"
+    for prompt, key, path in zip(prompts, keys, paths):
         embeds = None
         if path is not None and path.is_file():
             embeds, meta = load_prompt_embeds(path)
@@ -194,12 +195,11 @@ def cached_prompts(
     if all(e is not None for e in out):
         return out  # type: ignore[return-value]
     encoder, tokenizer = load_text_encoder(folder, torch_dtype)
-    for i, (prompt, key) in enumerate(zip(prompts, keys)):
+    for i, (prompt, key, path) in enumerate(zip(prompts, keys, paths)):
         if out[i] is not None:
             continue
         out[i] = embeds = encode_prompt(encoder, tokenizer, prompt, max_length)
-        if cache_dir is not None:
-            path = Path(cache_dir) / f"prompt-{key}.safetensors"
+        if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
             save_prompt_embeds(tmp, embeds, prompt, key)
