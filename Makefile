@@ -8,6 +8,8 @@ PIP_VERSION := 26.3
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 export HF_HUB_OFFLINE := 1
+# no second copy of the multi-GB torch/CUDA wheels in ~/.cache/pip (a CI run once died on a full disk)
+export PIP_NO_CACHE_DIR := 1
 
 .PHONY: setup lock demo test lint bench clean
 
