@@ -163,6 +163,11 @@ class ObservationTrainConfig:
         image_encoder: folder of the CLIP `image_encoder/` (+ `image_processor/`) if not in `init_from`.
         prompt_cache: folder that caches the prompt embedding, so T5 is loaded once for all processes
             and restarts (recommended with UMT5-XXL).
+        clip_prompts: condition each training clip on its own text prompt (a prepared folder's, from
+            EgoDex's LLM descriptions or a plain npz's `prompt`), embedded once at the start by the text
+            encoder (`text_encoder`, or `init_from`'s), through `prompt_cache`; clips without a prompt
+            use `prompt`. False (the default): every clip uses `prompt`. The saved model keeps `prompt`
+            (`egoworld.sim.clip_prompts`).
         weights_dtype: dtype the DiT is loaded and trained in: "float32" (master weights; use
             `mixed_precision: bf16` for bf16 compute) or "bfloat16" / "float16" (pure low precision).
         num_workers: DataLoader workers reading the clips.
@@ -188,6 +193,7 @@ class ObservationTrainConfig:
     text_encoder: str | None = None
     image_encoder: str | None = None
     prompt_cache: str | None = None
+    clip_prompts: bool = False
     weights_dtype: str = "float32"
     num_workers: int = 0
 
@@ -524,6 +530,11 @@ def _validate_observation_run(cfg: TrainConfig) -> None:
     for name in ("text_encoder", "image_encoder", "prompt_cache"):
         if getattr(o, name) == "":
             raise ValueError(f"{p}{name} is empty; expected a folder or null")
+    if o.clip_prompts and not o.text_encoder and not cfg.init_from:
+        raise ValueError(
+            f"{p}clip_prompts=true needs a text encoder to embed the clips' prompts; set {p}text_encoder "
+            "(a T5/UMT5 folder) or init_from (a diffusers Wan folder with text_encoder/)"
+        )
 
 
 def _validate_dataset(d: DatasetConfig, p: str) -> None:

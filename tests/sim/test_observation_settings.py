@@ -132,6 +132,7 @@ def test_train_observe_records_and_sim_run_follows(episodes, tmp_path, capsys):
         "render": "splat",
         "truncation_voxels": 4.0,
         "estimated_truncation_voxels": 8.0,
+        "prompt": "",
     }
     assert main([*run, "--out", str(tmp_path / "o2"), "--render", "raycast", "--trunc", "4"]) == 0
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]

@@ -83,6 +83,7 @@ def test_export_writes_the_plain_keys(plain32):
         "hands": (FRAMES, 2, 21, 3),
         "hand_confidence": (FRAMES, 2, 21),
         "cam_to_world": (FRAMES, 4, 4),
+        "prompt": (),  # the episode's description (tests/sim/test_episode_prompts.py)
     }
     assert np.isnan(hands[:, 0]).all() and np.isfinite(hands[:, 1]).all()  # the synthetic hand is right
     assert (hands[:, 1, :, 2] > 0).all()  # camera coordinates: in front of the camera

@@ -1,9 +1,12 @@
 """HDF5 files from untrusted sources: opened read-only, links followed inside the file only,
-datasets whose declared size is implausible for the bytes stored refused (RECON, EgoDex)."""
+datasets whose declared size is implausible for the bytes stored refused, attributes read only when
+they hold a single value (RECON, EgoDex)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from egoworld.data import untrusted
 
@@ -70,3 +73,17 @@ def check_h5_storage(ds, key: str, path: Path) -> None:
             f"{path}: {key} declares shape {ds.shape} ({declared} bytes) but stores only {stored} bytes; "
             f"expected at most {untrusted.MAX_H5_COMPRESSION}x compression"
         )
+
+
+def h5_attr(f, key: str, path: Path):
+    """The value of the root attribute `key`, or None when absent. An attribute holding more than one
+    element is refused before it is read (the attributes read this way are single values)."""
+    if key not in f.attrs:
+        return None
+    shape = f.attrs.get_id(key).shape  # None: an empty (null) attribute
+    if shape is not None and len(shape) and int(np.prod(shape)) > 1:
+        raise ValueError(f"{path}: attribute {key!r} is an array of shape {list(shape)}; expected one value")
+    try:
+        return f.attrs[key]
+    except (OSError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read attribute {key!r} ({err})") from None

@@ -11,6 +11,9 @@ and ``<i>.hdf5``. Keys read from the HDF5 file (all others are ignored):
                                            translation column is the joint position, metres
     transforms/<side>Forearm    [N, 4, 4]  optional; the forearm joint (masks the arm)
     confidences/<side><Joint>   [N]        optional tracking confidence in [0, 1] (absent: 1)
+    attributes llm_description, llm_description2, llm_type, which_llm_description
+                                           optional text: the episode's prompt
+                                           (`egoworld.sim.episode_prompts.egodex_prompt`)
 
 Hand joints map to the project's 21-keypoint OpenPose/MANO order (`HAND_JOINTS`): 0 = <side>Hand
 (the wrist); thumb 1-4 = ThumbKnuckle, ThumbIntermediateBase, ThumbIntermediateTip, ThumbTip;
@@ -71,6 +74,8 @@ class HandEpisode:
         hands: [N, 2, 21, 3] joint positions (left, right), world metres, NaN where a hand is absent.
         confidence: [N, 2, 21] tracking confidence, 0 where a hand is absent.
         forearms: [N, 2, 3] forearm joint positions, NaN where absent.
+        prompt: what the episode shows, in words (EgoDex's LLM description, a plain npz's `prompt`),
+            or None when the files have none.
     """
 
     name: str
@@ -81,6 +86,7 @@ class HandEpisode:
     hands: np.ndarray
     confidence: np.ndarray
     forearms: np.ndarray
+    prompt: str | None = None
 
     def __len__(self) -> int:
         return len(self.cam_to_world)
@@ -170,6 +176,7 @@ def read_episode(video: str | Path, hdf5: str | Path, root: str | Path | None = 
     """Read and check one episode's HDF5 file (the keys in the module docstring)."""
     from egoworld.data.safe_h5 import open_h5
     from egoworld.sim.camera import validate_intrinsics, validate_poses
+    from egoworld.sim.episode_prompts import egodex_prompt
 
     video, hdf5 = Path(video), Path(hdf5)
     with open_h5(hdf5) as f:
@@ -208,6 +215,7 @@ def read_episode(video: str | Path, hdf5: str | Path, root: str | Path | None = 
             arm = _array(f, f"transforms/{side}{FOREARM}", hdf5, (n, 4, 4), f"{n} joint poses")
             if arm is not None:
                 forearms[:, s] = arm[:, :3, 3]
+        prompt = egodex_prompt(f, hdf5)
     if np.isnan(hands).all():
         raise ValueError(
             f"{hdf5}: no hand joints; expected transforms/leftHand … or transforms/rightHand … (the 21 "
@@ -222,7 +230,7 @@ def read_episode(video: str | Path, hdf5: str | Path, root: str | Path | None = 
     confidence[bad] = 0.0
     hands[~np.isfinite(hands).all(-1)] = np.nan  # a joint with a non-finite coordinate is unknown
     name = episode_name(video, root)
-    return HandEpisode(name, video, hdf5, K, cams, hands, np.clip(confidence, 0.0, 1.0), forearms)
+    return HandEpisode(name, video, hdf5, K, cams, hands, np.clip(confidence, 0.0, 1.0), forearms, prompt)
 
 
 def front_fraction(z: np.ndarray, confidence: np.ndarray, min_confidence: float = 0.5) -> float | None:

@@ -12,10 +12,11 @@ Wan InP order with the hand latent appended so that the first 36 channels stay t
                                  3C + 4 = 52 (tiny: 16)
 
 plus the cross-attention inputs of Wan i2v: the prompt's T5/UMT5 embedding (computed once from a
-local encoder, `egoworld.sim.prompts`) and CLIP features of the first frame. The InP conventions
-(masked video, mask layout and resampling, CLIP input) are stated in `egoworld.sim.inp_inputs`; a
-parity test (`tests/sim/test_inp_parity.py`) checks the first 36 channels, the text and the image
-features against `WanImageToVideoPipeline`.
+local encoder, `egoworld.sim.prompts`; or one per clip, `prompt_embeds` `[B, L, text_dim]`, when
+training on each clip's own prompt, `egoworld.sim.clip_prompts`) and CLIP features of the first
+frame. The InP conventions (masked video, mask layout and resampling, CLIP input) are stated in
+`egoworld.sim.inp_inputs`; a parity test (`tests/sim/test_inp_parity.py`) checks the first 36
+channels, the text and the image features against `WanImageToVideoPipeline`.
 
 `expand_inp_to_52` adds the last C input channels, zero-initialised, to the pretrained InP
 `patch_embedding`, so a fresh 52-channel model returns the 36-channel model's output. Training is
@@ -168,48 +169,83 @@ class ObservationModel(nn.Module):
                 f"transformer in_channels={transformer.config.in_channels}; expected 3 * {c} + 4 = "
                 f"{3 * c + MASK_CHANNELS} (noisy + mask + scene + skeleton)"
             )
-        text_dim = int(transformer.config.text_dim)
+        self._register_prompts(prompt_embeds, empty_prompt_embeds)
+
+    def _register_prompts(self, prompt_embeds: torch.Tensor | None, empty: torch.Tensor | None) -> None:
+        """Check and keep the prompt's and the empty prompt's embeddings `[1, L, text_dim]` (buffers,
+        not in the state dict); see the constructor's arguments."""
+        config, text_dim = self.config, int(self.transformer.config.text_dim)
         if prompt_embeds is None:  # no text encoder: the prompt and the empty prompt are both zeros
             prompt_embeds = torch.zeros(1, config.text_tokens, text_dim)
-            empty_prompt_embeds = prompt_embeds
+            empty = prompt_embeds
         elif not config.prompt:
-            empty_prompt_embeds = prompt_embeds
+            empty = prompt_embeds
         if prompt_embeds.ndim != 3 or prompt_embeds.shape[0] != 1 or prompt_embeds.shape[2] != text_dim:
             raise ValueError(
                 f"prompt embedding of shape {list(prompt_embeds.shape)}; expected [1, L, {text_dim}] "
                 "(the text encoder's width must be the transformer's text_dim)"
             )
-        if image_encoder is not None and prompt_embeds.shape[1] != WAN_TEXT_TOKENS:
+        if self.image_encoder is not None and prompt_embeds.shape[1] != WAN_TEXT_TOKENS:
             raise ValueError(
                 f"prompt embedding of {prompt_embeds.shape[1]} tokens; a Wan model with CLIP cross-attention "
                 f"reads exactly {WAN_TEXT_TOKENS} text tokens (text_max_length / text_tokens = 512)"
             )
-        self.register_buffer("prompt_embeds", prompt_embeds.detach().float().clone(), persistent=False)
-        if empty_prompt_embeds is not None:
-            if tuple(empty_prompt_embeds.shape) != tuple(prompt_embeds.shape):
+        if empty is not None:
+            if tuple(empty.shape) != tuple(prompt_embeds.shape):
                 raise ValueError(
-                    f"empty prompt embedding of shape {list(empty_prompt_embeds.shape)}; expected the prompt "
+                    f"empty prompt embedding of shape {list(empty.shape)}; expected the prompt "
                     f"embedding's {list(prompt_embeds.shape)}"
                 )
-            empty_prompt_embeds = empty_prompt_embeds.detach().float().clone()
+            empty = empty.detach().float().clone()
         elif config.text_dropout > 0:
             raise ValueError(
                 f"text_dropout={config.text_dropout} with the prompt {config.prompt!r} needs the empty "
                 "prompt's embedding; build or load the model with its text encoder (a model saved before "
                 "text dropout existed has only the prompt's)"
             )
-        self.register_buffer("empty_prompt_embeds", empty_prompt_embeds, persistent=False)
+        self.register_buffer("prompt_embeds", prompt_embeds.detach().float().clone(), persistent=False)
+        self.register_buffer("empty_prompt_embeds", empty, persistent=False)
+
+    def set_prompt(
+        self, prompt: str, text_encoder: str | Path, *, cache_dir: str | Path | None = None
+    ) -> None:
+        """Condition on `prompt` from now on in place of `config.prompt` (e.g. a rollout that says what
+        its clips show): the prompt and the empty prompt are embedded by the local T5/UMT5 folder
+        `text_encoder` (one load; `cache_dir` as `egoworld.sim.prompts.cached_prompts`), at
+        `config.text_max_length` tokens, and `config.prompt` becomes `prompt`."""
+        config = dataclasses.replace(self.config, prompt=prompt)
+        embeds = cached_prompts(
+            text_encoder, [prompt, ""] if prompt else [prompt], config.text_max_length, cache_dir=cache_dir
+        )
+        device, old = self.prompt_embeds.device, self.config
+        self.config = config
+        try:
+            self._register_prompts(embeds[0], embeds[-1])
+        except ValueError:
+            self.config = old
+            raise
+        self.prompt_embeds = self.prompt_embeds.to(device)
+        self.empty_prompt_embeds = self.empty_prompt_embeds.to(device)
 
     # construction ------------------------------------------------------------------------
 
     @classmethod
     def build(
-        cls, config: ObservationConfig | str = "tiny", *, text_encoder: str | Path | None = None, **overrides
+        cls,
+        config: ObservationConfig | str = "tiny",
+        *,
+        text_encoder: str | Path | None = None,
+        prompt_embeds: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+        **overrides,
     ) -> ObservationModel:
         """A randomly initialised model of a preset (an InP base widened to 52 channels).
 
         text_encoder: a local T5/UMT5 folder (`egoworld.sim.prompts`) to embed `config.prompt`; None
         gives the all-zero text embedding of `config.text_tokens` tokens.
+        prompt_embeds: (the prompt's, the empty prompt's or None) embeddings `[1, L, text_dim]` already
+            computed (e.g. with the training clips' prompts in one load of the encoder, as
+            `egoworld.sim.clip_prompts.clip_prompt_embeddings` gives them); the text encoder is then
+            not loaded.
         """
         config = preset_config(config, **overrides) if isinstance(config, str) else config
         config.validate()
@@ -224,8 +260,8 @@ class ObservationModel(nn.Module):
             image_encoder = ImageEncoder(tiny_clip(projection_dim=dim, hidden_size=dim))
             s = int(image_encoder.clip.config.image_size)
             processor = CLIPImageProcessor(size={"shortest_edge": s}, crop_size={"height": s, "width": s})
-        prompt = empty = None
-        if text_encoder is not None:
+        prompt, empty = prompt_embeds or (None, None)
+        if text_encoder is not None and prompt_embeds is None:
             prompt, empty = _embed_prompts(text_encoder, config)
         return cls(
             config,
@@ -248,6 +284,7 @@ class ObservationModel(nn.Module):
         text_encoder: str | Path | None = None,
         image_encoder: str | Path | None = None,
         prompt_cache: str | Path | None = None,
+        prompt_embeds: tuple[torch.Tensor, torch.Tensor | None] | None = None,
         **overrides,
     ) -> ObservationModel:
         """Pretrained Wan-Fun-InP weights from a local diffusers folder, widened to 52 channels.
@@ -262,6 +299,8 @@ class ObservationModel(nn.Module):
             text_encoder: folder of the T5/UMT5 encoder and tokenizer if not `path`.
             image_encoder: folder of the CLIP `image_encoder/` (+ `image_processor/`) if not `path`.
             prompt_cache: folder caching the prompt embedding (`egoworld.sim.prompts`).
+            prompt_embeds: (prompt, empty prompt or None) embeddings already computed, as in `build`;
+                T5 is then not loaded.
 
         CLIP is loaded whenever the transformer cross-attends to images (`image_dim`), and the config
         then records `use_image_encoder=True`; T5 is always needed (the InP model reads a prompt).
@@ -287,7 +326,7 @@ class ObservationModel(nn.Module):
                 "image_encoder=FOLDER if it lives elsewhere"
             )
         # T5 first: loaded, used once and freed before the DiT (lower peak host memory for the 14B)
-        prompt, empty = _embed_prompts(
+        prompt, empty = prompt_embeds or _embed_prompts(
             Path(text_encoder) if text_encoder is not None else path,
             config,
             cache_dir=prompt_cache,
@@ -393,9 +432,19 @@ class ObservationModel(nn.Module):
             )
         return _as_mask(mask, scene)
 
-    def text_embeddings(self, batch: int) -> torch.Tensor:
-        """The prompt embedding `[batch, L, text_dim]` (frozen; computed once)."""
-        return self.prompt_embeds.expand(batch, -1, -1)
+    def text_embeddings(self, batch: int, prompt_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """The text embedding `[batch, L, text_dim]`: the model's prompt (frozen; computed once) for
+        every clip, or `prompt_embeds` `[batch, L, text_dim]` (one per clip, e.g. each training clip's
+        own prompt, `egoworld.sim.clip_prompts`) after checking its shape against the model's prompt."""
+        if prompt_embeds is None:
+            return self.prompt_embeds.expand(batch, -1, -1)
+        want = (batch, *self.prompt_embeds.shape[1:])
+        if tuple(prompt_embeds.shape) != want:
+            raise ValueError(
+                f"prompt_embeds has shape {list(prompt_embeds.shape)}; expected {list(want)} (one text "
+                "embedding per clip, as long and as wide as the model's own prompt embedding)"
+            )
+        return prompt_embeds.to(self.prompt_embeds)
 
     def image_features(self, first_frame_BCHW: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         """CLIP penultimate features `[B, N, D]` of the first frame; zeros without one; None without CLIP."""
@@ -415,8 +464,10 @@ class ObservationModel(nn.Module):
         mask_BF1HW: torch.Tensor,
         skeleton_BFCHW: torch.Tensor,
         first_frame: torch.Tensor | None = None,  # [B, 3, H, W]
+        prompt_embeds: torch.Tensor | None = None,  # [B, L, text_dim]
     ) -> dict[str, torch.Tensor | None]:
-        """The condition `y` = [M (4), z_bg (C), z_hand (C)] `[B, 2C + 4, T, h, w]`, text and image."""
+        """The condition `y` = [M (4), z_bg (C), z_hand (C)] `[B, 2C + 4, T, h, w]`, text (the model's
+        prompt, or `prompt_embeds` per clip: `text_embeddings`) and image."""
         c = self.config
         unknown = binarize(self.check_videos(scene_BFCHW, mask_BF1HW, skeleton_BFCHW).to(scene_BFCHW.device))
         scene = scene_BFCHW.float()
@@ -437,7 +488,7 @@ class ObservationModel(nn.Module):
         z_hand = self.codec.encode_condition(skeleton_BFCHW.float()).to(y)
         return {
             "y": torch.cat([y, z_hand], 1),
-            "text": self.text_embeddings(b),
+            "text": self.text_embeddings(b, prompt_embeds),
             "image": self.image_features(first_frame, b),
         }
 
@@ -459,14 +510,25 @@ class ObservationModel(nn.Module):
 
     # training ----------------------------------------------------------------------------
 
-    def encode_batch(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None):
-        """(z_0 `[B, C, T, h, w]`, conditions) of a batch; the codec is frozen, so these can be cached."""
+    def encode_batch(
+        self,
+        batch: dict[str, torch.Tensor],
+        generator: torch.Generator | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+    ):
+        """(z_0 `[B, C, T, h, w]`, conditions) of a batch; the codec is frozen, so these can be cached.
+
+        prompt_embeds: per-clip text embeddings `[B, L, text_dim]`; None: the batch's
+        "prompt_embeds" when it has them (the trainer's collate with `observation.clip_prompts`),
+        else the model's prompt for every clip."""
         target = batch["target"]
         if tuple(target.shape) != tuple(batch["scene"].shape):
             raise ValueError(f"target video {list(target.shape)}; expected {list(batch['scene'].shape)}")
         first = target[:, 0] if self.config.condition_first_frame else None
+        if prompt_embeds is None:
+            prompt_embeds = batch.get("prompt_embeds")
         with torch.no_grad():
-            cond = self.conditions(batch["scene"], batch["mask"], batch["skeleton"], first)
+            cond = self.conditions(batch["scene"], batch["mask"], batch["skeleton"], first, prompt_embeds)
             x0 = self.codec.encode(target.float(), generator)
         return x0, cond
 
@@ -505,16 +567,25 @@ class ObservationModel(nn.Module):
             cond = {**cond, "image": cond["image"] * keep[:, None, None].to(cond["image"])}
         return cond
 
-    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(
+        self,
+        batch: dict[str, torch.Tensor],
+        generator: torch.Generator | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """L_gen on one batch: `target`, `scene`, `skeleton` `[B, F, 3, H, W]` in [-1, 1] and `mask`
-        `[B, F, 1, H, W]` (1 = unobserved)."""
-        x0, cond = self.encode_batch(batch, generator)
+        `[B, F, 1, H, W]` (1 = unobserved); per-clip text embeddings `prompt_embeds` `[B, L, text_dim]`
+        (or the batch's "prompt_embeds"; neither: the model's prompt), as `encode_batch`."""
+        x0, cond = self.encode_batch(batch, generator, prompt_embeds)
         return self.loss_on_latents(x0, cond, generator)
 
     def forward(
-        self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
+        self,
+        batch: dict[str, torch.Tensor],
+        generator: torch.Generator | None = None,
+        prompt_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.loss(batch, generator)
+        return self.loss(batch, generator, prompt_embeds)
 
     # sampling ----------------------------------------------------------------------------
 
@@ -529,8 +600,11 @@ class ObservationModel(nn.Module):
         num_inference_steps: int | None = None,
         guidance: float | None = None,
         seed: int = 0,
+        prompt_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Sample a clip `[B, F, 3, H, W]` in [-1, 1] from the scene video, mask and skeleton video.
+
+        prompt_embeds: text embeddings `[B, L, text_dim]` per clip (None: the model's prompt).
 
         guidance = 1.0 (the paper) runs the conditional branch only; > 1 adds classifier-free
         guidance against a black skeleton video (meaningful only if trained with `action_dropout`).
@@ -548,6 +622,7 @@ class ObservationModel(nn.Module):
             mask.to(dev),
             skeleton_video.to(dev),
             None if first_frame is None else first_frame.to(dev),
+            None if prompt_embeds is None else prompt_embeds.to(dev),
         )
         uncond = None
         if guidance != 1.0:

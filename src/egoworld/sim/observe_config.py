@@ -14,7 +14,8 @@ RENDER_METHODS = ("splat", "raycast")  # = egoworld.sim.render.METHODS (that mod
 
 @dataclass
 class TrainingSettings:
-    """How the states behind a model's training clips were made; `egoworld sim` uses the same.
+    """How the states behind a model's training clips were made (`egoworld sim` uses the same) and
+    which text they were conditioned on.
 
     Saved inside the model's config (`egoworld_observation.json`, key ``training``). The clip length
     and resolution are the config's own ``num_frames``, ``height`` and ``width``. None = not recorded
@@ -28,6 +29,9 @@ class TrainingSettings:
         fuse_frames: frames of each clip fused into its state (1: the clip's first frame).
         depth: where the fused depth came from: "ground truth", "supplied" or "estimated (…)".
         data: what the clips were made from, e.g. "tabletop episodes" or "prepared (egodex)".
+        clip_prompts: True when each clip was conditioned on its own text prompt (`observation.
+            clip_prompts`; clips without one, and `egoworld sim` unless told `--prompt`, use the
+            model's `prompt`), False when every clip was conditioned on the model's `prompt`.
     """
 
     render: str | None = None
@@ -37,6 +41,7 @@ class TrainingSettings:
     fuse_frames: int | None = None
     depth: str | None = None
     data: str | None = None
+    clip_prompts: bool | None = None
 
     def validate(self) -> None:
         if self.render is not None and self.render not in RENDER_METHODS:
@@ -52,6 +57,8 @@ class TrainingSettings:
         for name in ("depth", "data"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(f"training {name}={getattr(self, name)!r}; expected a string or null")
+        if self.clip_prompts is not None and not isinstance(self.clip_prompts, bool):
+            raise ValueError(f"training clip_prompts={self.clip_prompts!r}; expected true, false or null")
 
     @classmethod
     def from_prepared(cls, manifest: dict[str, Any]) -> TrainingSettings:

@@ -5,7 +5,9 @@ A config with an `observation:` section (`egoworld.train_config.ObservationTrain
 gradient checkpointing, EMA, atomic checkpoints, exact resume). This module supplies its parts:
 
 - the clips (`PreparedClips`: a `egoworld sim prepare` folder, read shard by shard; or the clips
-  cut from synthetic tabletop episodes), stacked by `egoworld.sim.clip_tensors.batch_from_clips`;
+  cut from synthetic tabletop episodes), stacked by `egoworld.sim.clip_tensors.batch_from_clips`,
+  with each clip's own prompt embedding when `observation.clip_prompts` is set
+  (`egoworld.sim.clip_prompts.PromptCollate`, the prompts embedded once when the data is opened);
 - the model (`build_model`: `ObservationModel.from_inp` on a diffusers Wan 2.1 i2v / Fun-InP folder,
   `ObservationModel.from_pretrained` on an observation model, or `ObservationModel.build`), whose
   `forward(batch, generator)` is its own loss (`ObservationModel.loss`: rectified flow on the
@@ -29,7 +31,14 @@ from torch.utils.data import Dataset, Subset
 from egoworld.checkpoints import _first_line
 from egoworld.checkpoints import newest_usable as checkpoints_newest_usable
 from egoworld.sim.clip_tensors import batch_from_clips, to_uint8_video
-from egoworld.sim.prepared import CLIP_KEYS, MANIFEST, check_clip_shape, load_shard, read_manifest
+from egoworld.sim.prepared import (
+    CLIP_KEYS,
+    MANIFEST,
+    check_clip_shape,
+    clip_prompts,
+    load_shard,
+    read_manifest,
+)
 
 if TYPE_CHECKING:
     from egoworld.sim.observe import ObservationConfig, ObservationModel
@@ -46,7 +55,8 @@ class PreparedClips(Dataset):
     """The clips of a `egoworld sim prepare` folder, in manifest order, read one shard at a time.
 
     An item is one clip: `target`, `scene`, `skeleton` uint8 `[T, H, W, 3]` and `mask` bool
-    `[T, H, W]` (what `batch_from_clips` stacks). The shard of the last item is kept, so a shard is
+    `[T, H, W]` (what `batch_from_clips` stacks), and its `prompt` (str or None; `prompts` lists
+    every clip's, from the manifest). The shard of the last item is kept, so a shard is
     decompressed once per visit; with clips of the paper's size, prepare small shards
     (`--clips-per-shard 1` to `4`) so that a random order does not decompress large shards per clip.
     """
@@ -61,6 +71,7 @@ class PreparedClips(Dataset):
             if not (self.folder / name).is_file():
                 raise FileNotFoundError(f"{self.folder / name} is listed in {MANIFEST} but missing")
             self.index += [(name, i) for i in range(int(shard["clips"]))]
+        self.prompts = clip_prompts(meta)  # one per clip, in the order of `index`
         self.manifest = meta
         self._cached: tuple[str | None, list] = (None, [])
 
@@ -72,7 +83,7 @@ class PreparedClips(Dataset):
         if self._cached[0] != name:
             self._cached = (name, load_shard(self.folder / name))
         clip = self._cached[1][j]
-        return {k: clip[k] for k in CLIP_KEYS}
+        return {**{k: clip[k] for k in CLIP_KEYS}, "prompt": self.prompts[i]}
 
 
 def tabletop_clips(
@@ -163,9 +174,11 @@ def training_settings(cfg: TrainConfig, clips: Dataset):
         return None
     from egoworld.sim.state import EPISODE_VOXEL_SIZE, StateConfig
 
-    if isinstance(clips, PreparedClips):
-        return TrainingSettings.from_prepared(clips.manifest)
     o = cfg.observation
+    if isinstance(clips, PreparedClips):
+        return dataclasses.replace(
+            TrainingSettings.from_prepared(clips.manifest), clip_prompts=o.clip_prompts
+        )
     state = StateConfig(voxel_size=o.voxel_size if o.voxel_size is not None else EPISODE_VOXEL_SIZE)
     return TrainingSettings(
         render=o.render,
@@ -175,6 +188,7 @@ def training_settings(cfg: TrainConfig, clips: Dataset):
         fuse_frames=1,
         depth="ground truth",
         data="tabletop episodes",
+        clip_prompts=o.clip_prompts,
     )
 
 
@@ -202,6 +216,11 @@ def check_source(cfg: TrainConfig) -> str:
                 "it when the model is built from random weights"
             )
         return "random"
+    if o.clip_prompts and not o.text_encoder and (Path(src) / OBSERVATION_CONFIG).is_file():
+        raise ValueError(
+            f"observation.clip_prompts=true with init_from={src}, an observation model (which holds no text "
+            "encoder): set observation.text_encoder to the T5/UMT5 folder its prompt was embedded with"
+        )
     folder = Path(src)
     if not folder.is_dir():
         raise FileNotFoundError(
@@ -260,15 +279,23 @@ def resolved_config(cfg: TrainConfig, source: str) -> ObservationConfig:
     return config
 
 
-def build_model(cfg: TrainConfig, source: str, config: ObservationConfig) -> ObservationModel:
-    """The observation model the run starts from, its DiT in `observation.weights_dtype`, in train mode."""
+def build_model(
+    cfg: TrainConfig,
+    source: str,
+    config: ObservationConfig,
+    prompt_embeds: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+) -> ObservationModel:
+    """The observation model the run starts from, its DiT in `observation.weights_dtype`, in train mode.
+
+    prompt_embeds: the (prompt, empty prompt) embeddings already computed with the clips' prompts
+    (`egoworld.sim.clip_prompts.clip_prompt_embeddings`); None: the model embeds its prompt itself."""
     from egoworld.sim.observe import ObservationModel
 
     o = cfg.observation
     dtype = getattr(torch, o.weights_dtype)
     torch.manual_seed(cfg.seed)  # random initialisation from the run's seed
     if source == "random":
-        model = ObservationModel.build(config, text_encoder=o.text_encoder)
+        model = ObservationModel.build(config, text_encoder=o.text_encoder, prompt_embeds=prompt_embeds)
         if dtype != torch.float32:
             model.transformer.to(dtype)
     elif source == "inp":
@@ -279,6 +306,7 @@ def build_model(cfg: TrainConfig, source: str, config: ObservationConfig) -> Obs
             text_encoder=o.text_encoder,
             image_encoder=o.image_encoder,
             prompt_cache=o.prompt_cache,
+            prompt_embeds=prompt_embeds,
         )
     else:
         try:
@@ -337,6 +365,7 @@ class ObservationTask:
         self.source = "random"
         self.config: ObservationConfig | None = None
         self.clips: Dataset | None = None
+        self.model_prompts = None  # (prompt, empty prompt) embeddings made with the clip prompts
 
     @staticmethod
     def newest_usable(run_dir: Path, below: int | None = None) -> tuple[Path | None, list[str]]:
@@ -354,19 +383,40 @@ class ObservationTask:
         self.config = resolved_config(self.cfg, self.source)
         with accelerator.main_process_first():
             self.clips = training_clips(self.cfg, self.config, self.progress)
+        if self.cfg.observation.clip_prompts:
+            self._embed_clip_prompts(accelerator)
         train_ds, val_ds = split(self.clips, self.cfg.observation.val_clips)
         return train_ds, val_ds, EpochPermutationSampler(len(train_ds), self.cfg.seed)
 
+    def _embed_clip_prompts(self, accelerator) -> None:
+        """Embed every distinct clip prompt once (the main process first when a prompt cache lets the
+        others read its files) and collate batches with each clip's embedding."""
+        import contextlib
+
+        from egoworld.sim.clip_prompts import PromptCollate, clip_prompt_embeddings
+
+        clips = self.clips
+        prompts = clips.prompts if isinstance(clips, PreparedClips) else [c.get("prompt") for c in clips]
+        first = (
+            accelerator.main_process_first()
+            if self.cfg.observation.prompt_cache
+            else contextlib.nullcontext()
+        )
+        with first:
+            embeddings, self.model_prompts = clip_prompt_embeddings(
+                self.cfg, self.source, self.config, prompts, accelerator.device
+            )
+        self.collate = PromptCollate(embeddings)
+
     def build(self) -> tuple[ObservationModel, list[dict]]:
-        model = build_model(self.cfg, self.source, self.config)
+        model = build_model(self.cfg, self.source, self.config, self.model_prompts)
         settings = training_settings(self.cfg, self.clips)
         if settings is not None:  # saved with the model: `egoworld sim` uses the same settings
             model.config = dataclasses.replace(model.config, training=settings)
         return model, param_groups(self.cfg, model)
 
-    @staticmethod
-    def validate(model: ObservationModel, dataset: Dataset, out: Path, seed: int) -> None:
-        validate_sample(model, dataset, out, seed)
+    def validate(self, model: ObservationModel, dataset: Dataset, out: Path, seed: int) -> None:
+        validate_sample(model, dataset, out, seed, collate=self.collate)
 
 
 # checkpoints and validation --------------------------------------------------------------------------
@@ -382,17 +432,27 @@ def newest_usable(run_dir: Path, below: int | None = None) -> tuple[Path | None,
 
 
 @torch.no_grad()
-def validate_sample(model: ObservationModel, dataset: Dataset, out: Path, seed: int) -> None:
+def validate_sample(
+    model: ObservationModel, dataset: Dataset, out: Path, seed: int, collate=batch_from_clips
+) -> None:
     """Generate the first clip of `dataset` from its scene, mask and skeleton (and first frame, when the
-    model is conditioned on it); save ground truth | prediction side by side as an mp4."""
+    model is conditioned on it; and its own prompt, when `collate` gives "prompt_embeds"); save ground
+    truth | prediction side by side as an mp4."""
     from egoworld.data.video import write_video
 
-    batch = {k: v.to(model.device) for k, v in batch_from_clips([dataset[0]]).items()}
+    batch = {k: v.to(model.device) for k, v in collate([dataset[0]]).items()}
     first = batch["target"][:, 0] if model.config.condition_first_frame else None
     was_training = model.training
     model.eval()
     try:
-        pred = model.generate(batch["scene"], batch["mask"], batch["skeleton"], first_frame=first, seed=seed)
+        pred = model.generate(
+            batch["scene"],
+            batch["mask"],
+            batch["skeleton"],
+            first_frame=first,
+            seed=seed,
+            prompt_embeds=batch.get("prompt_embeds"),
+        )
     finally:
         model.train(was_training)
     frames = np.concatenate([to_uint8_video(batch["target"]), to_uint8_video(pred)], axis=2)

@@ -14,6 +14,8 @@ with ``np.load(path, allow_pickle=False)``; the keys read (all others are ignore
                                      0 where it is NaN)
     cam_to_world     [N, 4, 4]       float, camera-to-world poses, OpenCV axes (optional; absent:
                                      `egoworld.sim.prepare` estimates them with Open3D RGB-D odometry)
+    prompt           []              unicode string, what the episode shows (optional; the clips'
+                                     text prompt, `egoworld.sim.episode_prompts.plain_prompt`)
 
 N is the video's frame count. There are no forearm joints in this layout (the hand masks estimate
 the forearm from the hand, `egoworld.sim.hand_mask.estimate_forearms`). Every refusal is one
@@ -29,7 +31,7 @@ import numpy as np
 
 from egoworld.sim.egodex import HandEpisode
 
-KEYS = ("K", "hands", "hand_confidence", "cam_to_world")
+KEYS = ("K", "hands", "hand_confidence", "cam_to_world", "prompt")
 HANDS_WANT = (
     "left/right hand x 21 joints in the order of egoworld.sim.egodex.HAND_JOINTS x xyz, camera "
     "coordinates in metres, NaN where absent"
@@ -47,6 +49,7 @@ class PlainEpisode:
         hands_cam: [N, 2, 21, 3] joints in each frame's camera coordinates (OpenCV axes), NaN = unknown.
         confidence: [N, 2, 21] in [0, 1], 0 where a joint is unknown.
         cam_to_world: [N, 4, 4] camera-to-world poses, or None when the file has none.
+        prompt: the episode's text prompt, or None when the file has none.
     """
 
     name: str
@@ -56,6 +59,7 @@ class PlainEpisode:
     hands_cam: np.ndarray
     confidence: np.ndarray
     cam_to_world: np.ndarray | None
+    prompt: str | None = None
 
     def __len__(self) -> int:
         return len(self.hands_cam)
@@ -73,6 +77,7 @@ class PlainEpisode:
             hands=hands_to_world(self.hands_cam, cam_to_world),
             confidence=self.confidence,
             forearms=np.full((n, 2, 3), np.nan),
+            prompt=self.prompt,
         )
 
 
@@ -174,6 +179,7 @@ def read_episode(video: str | Path, npz: str | Path, root: str | Path | None = N
     """Read and check one episode's npz (the keys of the module docstring; the frame count against
     the video is checked by the caller, which has the video open)."""
     from egoworld.sim.egodex import episode_name
+    from egoworld.sim.episode_prompts import plain_prompt
 
     video, npz = Path(video), Path(npz)
     arrays = _load(npz)
@@ -194,6 +200,7 @@ def read_episode(video: str | Path, npz: str | Path, root: str | Path | None = N
         hands_cam=hands,
         confidence=_check_confidence(npz, conf, hands),
         cam_to_world=None if cams is None else _check_poses(npz, cams),
+        prompt=plain_prompt(arrays.get("prompt"), npz),
     )
 
 

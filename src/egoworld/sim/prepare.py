@@ -20,7 +20,9 @@ example (paper §3.2-3.3):
   colours, and True where the state does not cover a pixel;
 - skeleton: the hand joints (mapped to the 21-keypoint layout) drawn along the same cameras
   (`draw_hand_skeletons`);
-- first frame: target[0] (the trainer conditions on it, `ObservationConfig.condition_first_frame`).
+- first frame: target[0] (the trainer conditions on it, `ObservationConfig.condition_first_frame`);
+- prompt: the episode's description (`egoworld.sim.episode_prompts`), in the manifest (each clip of
+  an episode gets the episode's; none when its files have none).
 
 Everything is read and checked before anything is written; the output folder is written beside
 its final place and renamed when complete (`atomic_dir`), so a failure leaves nothing behind.
@@ -473,7 +475,8 @@ def clip_starts(n_frames: int, config: PrepareConfig) -> list[int]:
 def cut_episodes(
     root: Path, sources: list[Source], config: PrepareConfig, depth: Any
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """(info, clip or None) for every clip of every episode, in order, one episode open at a time."""
+    """(info, clip or None) for every clip of every episode, in order, one episode open at a time;
+    info["prompt"] is the episode's prompt (str or None)."""
     from egoworld.data.video import VideoReader
 
     for source in sources:
@@ -485,7 +488,7 @@ def cut_episodes(
             for start in starts:
                 idx = start + config.frame_step * np.arange(config.frames)
                 clip, notes = make_clip(ep, reader, source.plan, idx, config, depth)
-                yield {"episode": source.name, "start": int(start), **notes}, clip
+                yield {"episode": source.name, "start": int(start), "prompt": ep.prompt, **notes}, clip
 
 
 def make_depth_source(depth_dir: str | Path | None, depth_model: str | Path | None, device: str = "cpu"):
@@ -545,7 +548,7 @@ def prepare_videos(
     from tqdm.auto import tqdm
 
     from egoworld.io_utils import atomic_dir, check_outputs_distinct, check_replaceable
-    from egoworld.sim.prepared import MANIFEST, ShardWriter, write_manifest
+    from egoworld.sim.prepared import MANIFEST, PromptTable, ShardWriter, clip_entry, write_manifest
 
     config.validate()
     if layout not in ("auto", *LAYOUTS):
@@ -572,13 +575,14 @@ def prepare_videos(
             f"no clip fits: clips of {config.frames} frames every {config.frame_step} need {config.span} "
             f"video frames; the longest episode under {root} has {longest}"
         )
-    clips, skipped = [], 0
+    clips, skipped, prompts = [], 0, PromptTable()
     with atomic_dir(out, replaces=MANIFEST) as tmp:
         writer = ShardWriter(tmp, config.clips_per_shard)
         bar = tqdm(total=total, desc="sim prepare", unit="clip", disable=not progress)
         with contextlib.closing(cut_episodes(root, sources, config, depth)) as cut:
             for info, clip in cut:
                 bar.update()
+                prompt = info.pop("prompt")
                 if clip is None:
                     skipped += 1
                     logger.warning(
@@ -586,7 +590,8 @@ def prepare_videos(
                     )
                 else:
                     shard, index = writer.add(clip)
-                    clips.append({**info, "shard": shard, "index": index})
+                    entry = {**info, "shard": shard, "index": index}
+                    clips.append(clip_entry(entry, prompts.index(prompt)))
                 if len(clips) + skipped >= total:
                     break
         writer.flush()
@@ -594,7 +599,7 @@ def prepare_videos(
         if not clips:
             raise ValueError(f"every clip under {root} was skipped: no depth could be fused (see --depth)")
         meta = _manifest(root, layout, sources, config, depth, fps, skipped)
-        meta.update(shards=writer.shards, clips=clips)
+        meta.update(shards=writer.shards, prompts=prompts.prompts, clips=clips)
         write_manifest(tmp, meta)
     return meta
 

@@ -2,7 +2,8 @@
 
 A prepared folder (`egoworld sim prepare`) holds::
 
-    egoworld_sim_data.json      the manifest: format, version, clip shape, settings, shards, clips
+    egoworld_sim_data.json      the manifest: format, version, clip shape, settings, shards, prompts,
+                                clips
     shard_00000.npz …           N clips each, stacked on a leading axis:
         target         uint8   [N, T, H, W, 3]  the recorded clip; target[:, 0] is the first frame
                                                 (the current observation the model is given)
@@ -15,8 +16,16 @@ A prepared folder (`egoworld sim prepare`) holds::
 
 The first four keys are the clip of `egoworld.sim.loop.observation_clip`, which
 `egoworld.sim.observe.batch_from_clips` stacks into a training batch: `load_clips` returns one dict
-per clip. `write_clips` writes clips made in memory (e.g. by `benchmarks/bench_egosim.py`) in this
-format, so that `egoworld train` reads them as `observation.data`.
+per clip, with its text prompt under "prompt" (a str, or None).
+
+Prompts live in the manifest, not the shards, so a trainer knows every prompt before it reads a
+clip: ``prompts`` lists the distinct prompts (in order of first use) and a clip's entry in ``clips``
+has ``"prompt": i`` (an index into that list) when the clip has one (EgoDex's LLM description, a
+plain npz's `prompt`; `egoworld.sim.episode_prompts`). `clip_prompts` reads them back, one per clip
+in shard order; a manifest written before prompts existed gives None for every clip.
+
+`write_clips` writes clips made in memory (e.g. by `benchmarks/bench_egosim.py`) in this format, so
+that `egoworld train` reads them as `observation.data`.
 """
 
 from __future__ import annotations
@@ -110,14 +119,66 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_clips(folder: str | Path) -> list[dict[str, np.ndarray]]:
-    """Every clip of a prepared folder, in manifest order."""
+def load_clips(folder: str | Path) -> list[dict[str, Any]]:
+    """Every clip of a prepared folder, in manifest order, each with its "prompt" (str or None)."""
     folder = Path(folder)
     meta = read_manifest(folder)
-    clips: list[dict[str, np.ndarray]] = []
+    clips: list[dict[str, Any]] = []
     for shard in meta.get("shards", []):
         clips += load_shard(folder / str(shard["file"]))
+    for clip, prompt in zip(clips, clip_prompts(meta)):
+        clip["prompt"] = prompt
     return clips
+
+
+class PromptTable:
+    """The manifest's ``prompts`` list, built clip by clip: `index(prompt)` gives what a clip entry
+    stores (None for a clip without a prompt)."""
+
+    def __init__(self):
+        self.prompts: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def index(self, prompt: str | None) -> int | None:
+        if prompt is None:
+            return None
+        if not isinstance(prompt, str) or not prompt:
+            raise ValueError(f"clip prompt {prompt!r}; expected a non-empty str or None")
+        if prompt not in self._index:
+            self._index[prompt] = len(self.prompts)
+            self.prompts.append(prompt)
+        return self._index[prompt]
+
+
+def clip_prompts(meta: dict[str, Any]) -> list[str | None]:
+    """Each clip's prompt (or None), in shard order (shard after shard, clip after clip), from a
+    manifest; ValueError naming the manifest entry when its prompts are malformed."""
+    prompts = meta.get("prompts", [])
+    if not isinstance(prompts, list) or not all(isinstance(p, str) and p for p in prompts):
+        raise ValueError(f"{MANIFEST}: prompts is not a list of non-empty strings")
+    try:
+        shards = [int(s["clips"]) for s in meta.get("shards", [])]
+        entries = {(int(e["shard"]), int(e["index"])): e.get("prompt") for e in meta.get("clips", [])}
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"{MANIFEST}: malformed shards or clips ({err!r})") from None
+    out: list[str | None] = []
+    for s, n in enumerate(shards):
+        for i in range(n):
+            k = entries.get((s, i))
+            ok = k is None or (isinstance(k, int) and not isinstance(k, bool) and 0 <= k < len(prompts))
+            if not ok:
+                raise ValueError(
+                    f"{MANIFEST}: clip {i} of shard {s} has prompt {k!r}; expected an index into prompts "
+                    f"(0 … {len(prompts) - 1}) or none"
+                )
+            out.append(None if k is None else prompts[k])
+    return out
+
+
+def prompt_summary(prompts: list[str | None]) -> str:
+    """ "N of M clips, K distinct" for the `--check` summary."""
+    given = [p for p in prompts if p is not None]
+    return f"{len(given)} of {len(prompts)} clips, {len(set(given))} distinct"
 
 
 def _check_shard(path: Path, n: int, t: int, h: int, w: int) -> list[str]:
@@ -180,6 +241,11 @@ def check_prepared(folder: str | Path) -> tuple[list[str], dict[str, Any]]:
     total = sum(n for _, n in shards)
     if len(meta.get("clips", [])) != total:
         problems.append(f"{MANIFEST}: lists {len(meta.get('clips', []))} clips; the shards hold {total}")
+    try:
+        prompts = prompt_summary(clip_prompts(meta))
+    except ValueError as err:
+        problems.append(str(err))
+        prompts = "unreadable"
     summary = {
         "clips": total,
         "shards": len(shards),
@@ -188,28 +254,37 @@ def check_prepared(folder: str | Path) -> tuple[list[str], dict[str, Any]]:
         "layout": meta.get("layout"),
         "poses": meta.get("poses", "supplied"),
         "depth": meta.get("depth"),
+        "prompts": prompts,
     }
     return problems, summary
 
 
-def write_clips(folder: str | Path, clips: list[dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
+def write_clips(folder: str | Path, clips: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     """Write in-memory clips (every key of `CLIP_KEYS + EXTRA_KEYS`, one clip's shapes as in the
-    module docstring without N) as a prepared folder that `egoworld train` reads as
-    `observation.data`; `meta` adds to the manifest (e.g. layout, render, voxel_size, fuse_frames,
-    depth). Written beside `folder` and moved in place when complete; `folder` must be new, empty or
-    an earlier prepared folder."""
+    module docstring without N, and optionally "prompt": a str or None) as a prepared folder that
+    `egoworld train` reads as `observation.data`; `meta` adds to the manifest (e.g. layout, render,
+    voxel_size, fuse_frames, depth). Written beside `folder` and moved in place when complete;
+    `folder` must be new, empty or an earlier prepared folder."""
     from egoworld.io_utils import atomic_dir
 
     if not clips:
         raise ValueError("no clips to write; expected at least one")
     t, h, w = clips[0]["target"].shape[:3]
+    table = PromptTable()
+    prompts = [table.index(c.get("prompt")) for c in clips]  # bad prompts fail before anything is written
     with atomic_dir(folder, replaces=MANIFEST) as tmp:
         writer = ShardWriter(tmp, per_shard=64)
         index = [writer.add(c) for c in clips]
         writer.flush()
         shape = {"frames": int(t), "height": int(h), "width": int(w)}
-        entries = [{"shard": s, "index": i} for s, i in index]
-        write_manifest(tmp, {**meta, **shape, "shards": writer.shards, "clips": entries})
+        entries = [clip_entry({"shard": s, "index": i}, k) for (s, i), k in zip(index, prompts)]
+        meta = {**meta, **shape, "shards": writer.shards, "prompts": table.prompts, "clips": entries}
+        write_manifest(tmp, meta)
+
+
+def clip_entry(entry: dict[str, Any], prompt: int | None) -> dict[str, Any]:
+    """A manifest clip entry with its prompt index (none when the clip has no prompt)."""
+    return entry if prompt is None else {**entry, "prompt": prompt}
 
 
 def write_manifest(folder: Path, meta: dict[str, Any]) -> None:
@@ -228,9 +303,7 @@ def check_clip_shape(folder: str | Path, meta: dict[str, Any], frames: int, heig
         )
 
 
-def load_training_clips(
-    folder: str | Path, frames: int, height: int, width: int
-) -> list[dict[str, np.ndarray]]:
+def load_training_clips(folder: str | Path, frames: int, height: int, width: int) -> list[dict[str, Any]]:
     """`load_clips` for a model of clip length `frames` at `height` x `width`; a mismatch is a ValueError."""
     check_clip_shape(folder, read_manifest(folder), frames, height, width)
     return load_clips(folder)

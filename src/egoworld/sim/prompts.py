@@ -11,7 +11,9 @@ saved with it (`PROMPT_FILE`), so T5 is never loaded again for that model, and i
 When the model is trained with caption dropout (`ObservationConfig.text_dropout`), the empty
 prompt's embedding is computed in the same load (`cached_prompts`) and saved beside it (`EMPTY_KEY`).
 `cached_prompt_embeds` also keeps one file per (encoder, prompt, length) in a cache folder, so a
-second `from_inp` of the same weights does not load the 5.7 B-parameter UMT5-XXL again.
+second `from_inp` of the same weights does not load the 5.7 B-parameter UMT5-XXL again. Training
+with per-clip prompts (`egoworld.sim.clip_prompts`) embeds every clip's prompt through the same
+`cached_prompts`, in one load of the encoder.
 
 Folders: a diffusers pipeline folder (with `text_encoder/` and `tokenizer/`) or a folder holding
 both directly (`config.json` of a `UMT5EncoderModel` / `T5EncoderModel` and the tokenizer files).
@@ -23,7 +25,9 @@ import hashlib
 import html
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -172,9 +176,17 @@ def cached_prompts(
     *,
     cache_dir: str | Path | None = None,
     torch_dtype: torch.dtype | None = None,
-) -> list[torch.Tensor]:
+    device: str | torch.device | None = None,
+    keep: Callable[[torch.Tensor], Any] | None = None,
+) -> list[Any]:
     """The embeddings `[1, L, D]` of several prompts (`cached_prompt_embeds` each), the encoder loaded
-    at most once: only when some prompt is not in the cache."""
+    at most once: only when some prompt is not in the cache.
+
+    device: where the encoder runs (None: the CPU); the embeddings come back on the CPU in float32.
+    keep: applied to each embedding as it is read or computed; the list holds what it returns (e.g. the
+        embedding without its zero padding, so that many prompts fit in memory).
+    """
+    keep = keep or (lambda e: e)
     folder = Path(folder)
     fingerprint = _fingerprint(folder)
     keys = [
@@ -191,18 +203,21 @@ def cached_prompts(
                 meta.get("key") == key and meta.get("prompt") == prompt and embeds.shape[1] == max_length
             ):
                 embeds = None
-        out.append(embeds)
+        out.append(None if embeds is None else keep(embeds))
     if all(e is not None for e in out):
         return out  # type: ignore[return-value]
     encoder, tokenizer = load_text_encoder(folder, torch_dtype)
+    if device is not None:
+        encoder.to(device)
     for i, (prompt, key, path) in enumerate(zip(prompts, keys, paths)):
         if out[i] is not None:
             continue
-        out[i] = embeds = encode_prompt(encoder, tokenizer, prompt, max_length)
+        embeds = encode_prompt(encoder, tokenizer, prompt, max_length)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
             save_prompt_embeds(tmp, embeds, prompt, key)
             tmp.replace(path)
+        out[i] = keep(embeds)
     del encoder
     return out  # type: ignore[return-value]

@@ -13,7 +13,7 @@ Output folder (--format egodex)::
                                    (position: the keypoint; rotation: the wrist's frame)
         transforms/rightForearm    [N, 4, 4] the end of the synthetic hand's 8 cm arm stub
         confidences/right<Joint>   [N] 1 where the keypoint is visible, 0 where it is hidden
-        attrs: task, llm_description
+        attrs: task, llm_description (what the episode shows, `egoworld.worlds.tabletop_prompt`)
     depth/tabletop/<i>.npy         ground-truth metric depth [N, H, W] float32 (the `--depth` layout
                                    of `sim prepare`; EgoDex itself has no depth)
     synthetic/episode_<i:05d>/     the same episode in the tabletop layout (frames, instance masks,
@@ -27,6 +27,7 @@ float64 computed from the float32 EgoDex values above, so both layouts describe 
                                      left hand NaN
     hand_confidence  [N, 2, 21]      1 visible, 0 hidden (left hand 0)
     cam_to_world     [N, 4, 4]       transforms/camera (left out with poses=False, `--no-poses`)
+    prompt           []              the llm_description above, a unicode string
 
 and ``depth/`` and ``synthetic/`` are as above (options.format = "plain", options.poses). No
 forearm joint is written (the plain layout has none).
@@ -60,7 +61,6 @@ SYNTHETIC_FOLDER = "synthetic"
 SIDE = "right"  # the synthetic hand's handedness
 ARM_STUB = 0.08  # metres behind the wrist along −x of the hand frame (worlds.hands.hand_xml's arm capsule)
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # MuJoCo world → ARKit world
-DESCRIPTION = "Pick up an object on the table with the right hand and put it down elsewhere."
 LAYOUTS = ("egodex", "plain")
 
 
@@ -129,7 +129,7 @@ def write_hdf5(path: Path, result: dict) -> None:
         f.create_dataset(f"transforms/{forearm}", data=a["forearm"])
         f.create_dataset(f"confidences/{forearm}", data=np.ones(len(a["camera"]), np.float32))
         f.attrs["task"] = TASK_FOLDER
-        f.attrs["llm_description"] = DESCRIPTION
+        f.attrs["llm_description"] = result["description"]
 
 
 def write_plain(path: Path, result: dict, *, poses: bool = True) -> None:
@@ -147,6 +147,7 @@ def write_plain(path: Path, result: dict, *, poses: bool = True) -> None:
     confidence = np.zeros((n, 2, 21))
     confidence[:, side] = a["visible"]
     arrays = {"K": a["K"].astype(np.float64), "hands": hands, "hand_confidence": confidence}
+    arrays["prompt"] = np.str_(result["description"])  # a unicode array: loads without pickle
     if poses:
         arrays["cam_to_world"] = cams
     np.savez(path, **arrays)

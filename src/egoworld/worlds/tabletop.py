@@ -23,6 +23,7 @@ import numpy as np
 from egoworld.worlds import hands, nav, scene
 from egoworld.worlds.geometry import Attachment, eased_keyframes, quat_mul, yaw_quat
 from egoworld.worlds.render import FrameRenderer, camera_intrinsics, project
+from egoworld.worlds.tabletop_prompt import describe_episode
 
 TABLE_HEIGHT = 0.75
 HEAD = np.array([-0.5, 0.0, 1.3])  # camera position (metres) looking at the table
@@ -63,13 +64,15 @@ def build_world(rng: np.random.Generator, textures, size: int, effector: str):
     for k, idx in enumerate(order):
         x, y = spots[idx]
         half = rng.uniform([0.03, 0.03, 0.03], [0.045, 0.045, 0.055])
-        geom = (
-            scene.box(half, material=b.material("object"))
-            if rng.uniform() < 0.6
-            else scene.cylinder(half[0], half[2], rgba=b.color())
-        )
+        rgba = None  # a box is textured; a cylinder has one colour (the draws keep their order)
+        if rng.uniform() < 0.6:
+            shape, geom = "box", scene.box(half, material=b.material("object"))
+        else:
+            rgba = b.color()
+            shape, geom = "cylinder", scene.cylinder(half[0], half[2], rgba=rgba)
         oid = b.movable(f"object_{k}", [geom], (x, y, TABLE_HEIGHT + half[2]))
-        movable.append({"id": oid, "half_height": float(half[2]), "xy": (x, y)})
+        look = {"shape": shape, "rgb": None if rgba is None else [float(c) for c in rgba[:3]]}
+        movable.append({"id": oid, "half_height": float(half[2]), "xy": (x, y), **look})
     b.raw(nav.agent_xml(0.0, PITCH, fovy=60.0))
     _, body = b.register(effector, "agent")
     b.raw(hands.effector_xml(effector, body))
@@ -218,7 +221,8 @@ def run_episode(
     With `out`, frames and ground truth are streamed into `out/episode_XXXXX` as they are rendered
     (memory: one frame) and the returned dict holds only the small per-frame arrays ([T, ...]).
     With `out` None nothing is written and the dict also holds rgb [T,H,W,3], depth [T,H,W] and
-    instances [T,H,W]. Both also hold K, effector_id, grasped, objects and frames.
+    instances [T,H,W]. Both also hold K, effector_id, grasped, objects, frames and description
+    (a sentence saying what the episode shows, `egoworld.worlds.tabletop_prompt`).
     """
     from egoworld.worlds import writers
 
@@ -242,6 +246,9 @@ def run_episode(
                 gt.add(f["depth"], f["instances"], f["cam_to_world"])
     result = {key: np.stack(val) for key, val in acc.items()}
     result.update(K=ep.K, effector_id=ep.effector_id, grasped=ep.grasped, objects=ep.objects, frames=frames)
+    result["description"] = describe_episode(
+        ep.world.extras["movable"], ep.grasped, result["object_poses"], result["cam_to_world"], effector
+    )
     if out is not None:
         np.save(folder / "keypoints_3d.npy", result["keypoints_3d"].astype(np.float32))
         np.save(folder / "keypoints_2d.npy", result["keypoints_2d"].astype(np.float32))

@@ -2,6 +2,7 @@
 other subcommand: `train_observe`, `prepare`, `convert_inp`.
 
     egoworld sim --state S.npz --actions A.npz --clips K --out DIR [--model DIR] [--episode EP]
+                 [--prompt TEXT --text-encoder DIR]
     egoworld sim build-state --episode EP --out S.npz [--actions-out A.npz]
     egoworld sim train-observe --data DIR --out MODEL [--run-dir RUN] [--preset tiny-pixel] [--budget S]
     egoworld sim prepare DIR --out PREP --size H W --frames N (--depth D | --depth-model M) [--layout L]
@@ -106,6 +107,19 @@ def register(subparsers) -> None:
         "truncation, else the state's; at least 8 for estimated depth)",
     )
     p.add_argument(
+        "--prompt",
+        default=None,
+        metavar="TEXT",
+        help="text prompt of the clips (default: the model's own); needs --text-encoder",
+    )
+    p.add_argument(
+        "--text-encoder",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="local T5/UMT5 folder (a Wan pipeline folder, or text_encoder/ + tokenizer/) for --prompt",
+    )
+    p.add_argument(
         "--fov",
         type=float_in(0.0, 180.0, lo_open=True, hi_open=True),
         default=60.0,
@@ -188,6 +202,13 @@ def check_run_request(args: argparse.Namespace) -> None:
     need_path(args.episode, "--episode", "folder", "a tabletop episode folder (`egoworld worlds generate`)")
     need_path(args.depth_model, "--depth-model", "folder", "a local transformers Depth Anything folder")
     need_path(args.sam2_checkpoint, "--sam2-checkpoint", "file", "a local SAM 2 checkpoint (.pt)")
+    if args.prompt is not None and args.text_encoder is None:
+        raise ValueError("--prompt needs --text-encoder DIR (the local T5/UMT5 folder that embeds it)")
+    if args.text_encoder is not None and args.prompt is None:
+        raise ValueError("--text-encoder is used only to embed --prompt TEXT; give both or neither")
+    need_path(
+        args.text_encoder, "--text-encoder", "folder", "a local T5/UMT5 folder (text_encoder/ + tokenizer/)"
+    )
     _backend_kind(args)
     check_npz_sizes(args.state, "state file")  # a .npy, a truncated or an inflating archive: now, not later
     check_npz_sizes(args.actions, "actions file")
@@ -201,6 +222,7 @@ def check_run_request(args: argparse.Namespace) -> None:
             "--episode": args.episode,
             "--depth-model": args.depth_model,
             "--sam2-checkpoint": args.sam2_checkpoint,
+            "--text-encoder": args.text_encoder,
         },
         replaced_folders=["--out"],
     )
@@ -225,6 +247,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         logger.info("no --model: using a randomly initialised tiny observation model (videos are noise)")
         model = ObservationModel.build("tiny")
+    if args.prompt is not None:  # in place of the model's own prompt (e.g. the task the clips show)
+        model.set_prompt(args.prompt, args.text_encoder)
     c = model.config
     acts = load_actions(args.actions, clips, c.num_frames, (c.height, c.width))
     K = acts["K"] if acts["K"] is not None else intrinsics_from_fov(c.width, c.height, args.fov)
@@ -264,6 +288,7 @@ def run(args: argparse.Namespace) -> int:
             "render": sim.settings.render,
             "truncation_voxels": sim.settings.truncation(False),
             "estimated_truncation_voxels": sim.settings.truncation(True),
+            "prompt": c.prompt,
         }
         for k, rec in enumerate(sim.history):
             np.save(tmp / f"scene_render_{k + 1:02d}.npy", rec.rendering.video)

@@ -18,8 +18,9 @@ PREPARE_DESCRIPTION = (
     "joints in world coordinates); plain, <name>.mp4 + <name>.npz (K, hands [N, 2, 21, 3] in camera "
     "coordinates, optional hand_confidence and cam_to_world; without poses they are estimated by Open3D "
     "RGB-D odometry over the depth). Depth: --depth (metric, one file per episode) or --depth-model "
-    "(Depth Anything, aligned per frame to the hand joints). --check PREP verifies a prepared folder "
-    "(exit 1 when it lists problems). See docs/egosim.md."
+    "(Depth Anything, aligned per frame to the hand joints). Each clip keeps its episode's text prompt "
+    "(EgoDex: the llm_description attributes; plain: the npz's optional 'prompt' string). --check PREP "
+    "verifies a prepared folder (exit 1 when it lists problems). See docs/egosim.md."
 )
 PREPARE_EXAMPLES = """
 egoworld worlds generate --task tabletop --format egodex --out EGX --episodes 2 --frames 17 --size 32
@@ -224,9 +225,11 @@ def run_prepare(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     skipped = f" ({meta['skipped_clips']} skipped: no depth to fuse)" if meta["skipped_clips"] else ""
+    prompted = sum("prompt" in c for c in meta["clips"])
     print(
         f"wrote {len(meta['clips'])} clips of {meta['frames']} frames at {meta['height']}x{meta['width']} "
         f"from {meta['episodes']} episodes ({meta['layout']} layout, poses {meta['poses']}) in "
-        f"{len(meta['shards'])} shards to {args.prepare_out}{skipped}"
+        f"{len(meta['shards'])} shards to {args.prepare_out}{skipped}; {prompted} clips with a prompt "
+        f"({len(meta['prompts'])} distinct)"
     )
     return 0
