@@ -9,7 +9,10 @@ loss of held-out clips under mirrored minus true actions, same noise
 > 0 once it reads them. No sampling, so a checkpoint takes seconds; the figure for issue 14's
 diagnostic in docs/results.md. `--rollouts N` also samples: the PSNR gap (dB, frames 4-16) of
 rollouts under true minus mirrored actions on the first N clips, one seed (`mirrored_gap`, what
-`egoworld experiment action-following` reports; needs clips of 17 frames). Not a test.
+`egoworld experiment action-following` reports; needs clips of 17 frames). For the flow families
+(Cosmos, Wan) also the denoiser's x0 error at noise level 0.9 relative to copying the first frame
+(`high_noise_error`): far above 1 while the model has not learned to read its conditioning frame.
+Not a test.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 import torch
 
 from egoworld.checkpoints import checkpoint_folders, step_of
-from egoworld.experiments.action_following import action_loss_gap, mirrored_gap
+from egoworld.experiments.action_following import action_loss_gap, high_noise_error, mirrored_gap
 from egoworld.experiments.evaluation import load_eval_clips
 from egoworld.world_model import WorldModel
 
@@ -45,6 +48,9 @@ def probe_run(
         gap = action_loss_gap(model, clips, draws=draws)
         row = {"step": step_of(folder), **gap}
         line = f"{run_dir.name} step {row['step']:>5}: relative gap {gap['relative']:+.5f}"
+        if hasattr(model.family, "velocity"):
+            row["x0_error_t0.9"] = high_noise_error(model, clips, draws=draws)
+            line += f", x0 error at t=0.9 / copy-first {row['x0_error_t0.9']['ratio']:.2f}"
         if long_clips:
             m = mirrored_gap(model, long_clips, [0])
             row.update(psnr_gap_db=m["gap"][0], share_positive=m["share_positive"])

@@ -133,13 +133,22 @@ class PackedPixelCodec(nn.Module):
     T = (F − 1)/4 + 1. Decoding is the exact inverse (frame 0 is the mean of its copies). It stands
     in for the Wan VAE where no pretrained VAE is at hand and training one is out of reach: the
     small Cosmos / Wan world models (`model.codec: pixel`) and EgoSim's tiny observation models.
+
+    residual: None, or a scale s: every frame after the first is stored as s * (frame - first frame)
+    (`model.pixel_residual`). A world model conditioned on the first frame then predicts only what
+    changed, so "nothing moves" is the zero latent and the denoiser does not first have to learn to
+    copy the conditioning frame through attention (docs/results.md measures why that matters).
+    `encode_condition` (conditioning videos: Wan's [first frame, zeros...]) never subtracts.
     """
 
     temporal_compression = 4
 
-    def __init__(self, downscale: int = 4):
+    def __init__(self, downscale: int = 4, residual: float | None = None):
         super().__init__()
+        if residual is not None and not residual > 0:
+            raise ValueError(f"residual={residual!r}; expected None or a positive scale")
         self.downscale = int(downscale)
+        self.residual = residual
         self.vae = None
 
     @property
@@ -151,6 +160,15 @@ class PackedPixelCodec(nn.Module):
         return 4 * 3 * self.downscale**2
 
     def encode(self, video_BFCHW: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.residual is not None:
+            first = video_BFCHW[:, :1]
+            video_BFCHW = torch.cat([first, self.residual * (video_BFCHW[:, 1:] - first)], 1)
+        return self._pack(video_BFCHW)
+
+    def encode_condition(self, video_BFCHW: torch.Tensor) -> torch.Tensor:
+        return self._pack(video_BFCHW)
+
+    def _pack(self, video_BFCHW: torch.Tensor) -> torch.Tensor:
         b, f, c, h, w = video_BFCHW.shape
         frames = torch.cat([video_BFCHW[:, :1].expand(b, 4, c, h, w), video_BFCHW[:, 1:]], 1)
         t = frames.shape[1] // 4
@@ -158,13 +176,12 @@ class PackedPixelCodec(nn.Module):
         x = x.reshape(b, t, 4 * x.shape[1], x.shape[2], x.shape[3])
         return x.transpose(1, 2).contiguous()  # [B, C, T, h, w]
 
-    def encode_condition(self, video_BFCHW: torch.Tensor) -> torch.Tensor:
-        return self.encode(video_BFCHW)
-
     def decode(self, latents_BCThw: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = latents_BCThw.shape
         x = latents_BCThw.transpose(1, 2).reshape(b * t * 4, c // 4, h, w)
         frames = F.pixel_shuffle(x, self.downscale).reshape(b, t, 4, 3, h * self.downscale, -1)
         first = frames[:, 0].mean(1, keepdim=True)  # [B, 1, 3, H, W]
         rest = frames[:, 1:].flatten(1, 2)
+        if self.residual is not None:
+            rest = first + rest / self.residual
         return torch.cat([first, rest], 1).clamp(-1, 1)  # [B, F, 3, H, W]

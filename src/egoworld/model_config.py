@@ -106,6 +106,9 @@ class WorldModelConfig:
             4 frames and `pixel_downscale` x `pixel_downscale` pixels per latent position).
         pixel_downscale: the DiT families' pixel codec: spatial packing factor (the DiT then
             patches 2x more, so height and width are multiples of 2 x pixel_downscale).
+        pixel_residual: the DiT families' pixel codec: None (frames as they are) or a scale s, every
+            frame after the first then stored as s * (frame - first frame): the denoiser predicts
+            only the change, and "nothing moves" is the zero latent (`codecs.PackedPixelCodec`).
         norm_groups: SVD only: the GroupNorm groups of the denoiser (None: diffusers' fixed 32). The
             UNet adds the timestep embedding — and so the action embedding — to each res-block as
             a per-channel bias just before a GroupNorm, which removes whatever is constant within a
@@ -138,6 +141,7 @@ class WorldModelConfig:
     use_image_encoder: bool = True
     codec: str = "vae"
     pixel_downscale: int = 2
+    pixel_residual: float | None = None
     norm_groups: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -168,6 +172,13 @@ class WorldModelConfig:
             raise ValueError(
                 f"{p}height={self.height}, {p}width={self.width}; the {self.family} pixel codec packs "
                 f"{self.pixel_downscale}x and the DiT patches 2x: expected multiples of {step}"
+            )
+        if self.pixel_residual is not None and (
+            self.codec != "pixel" or self.family == "svd" or not self.pixel_residual > 0
+        ):
+            raise ValueError(
+                f"{p}pixel_residual={self.pixel_residual!r}; expected null, or a positive scale with "
+                "codec 'pixel' and family 'cosmos' or 'wan'"
             )
         if self.norm_groups is not None and (self.family != "svd" or self.norm_groups < 1):
             raise ValueError(

@@ -35,6 +35,11 @@ FAMILIES = {"svd": SVDFamily, "cosmos": CosmosFamily, "wan": WanI2VFamily}
 PROMPT_FILE = "prompt_embeds.safetensors"
 
 
+def _packed_pixel_codec(config: WorldModelConfig) -> PackedPixelCodec:
+    """The DiT families' pixel codec of `config` (`model.codec: pixel`)."""
+    return PackedPixelCodec(config.pixel_downscale, config.pixel_residual)
+
+
 def _build_components(config: WorldModelConfig):
     """Randomly initialised base model, VAE and image encoder of the configured family and size."""
     from egoworld.backbones import cosmos, svd, wan
@@ -47,7 +52,7 @@ def _build_components(config: WorldModelConfig):
         codec = SVDCodec(vae)
         clip_dim = base.config.cross_attention_dim
     elif config.family == "cosmos" and config.codec == "pixel":
-        codec = PackedPixelCodec(config.pixel_downscale)
+        codec = _packed_pixel_codec(config)
         c = codec.latent_channels
         base, clip_dim = cosmos.build_transformer(config.preset, in_channels=c + 1, out_channels=c), 0
     elif config.family == "cosmos":
@@ -59,7 +64,7 @@ def _build_components(config: WorldModelConfig):
     else:
         preset = "tiny-i2v" if config.preset == "tiny" else config.preset
         if config.codec == "pixel":  # noisy + 4 mask channels + the packed [first frame, zeros...]
-            codec = PackedPixelCodec(config.pixel_downscale)
+            codec = _packed_pixel_codec(config)
             c = codec.latent_channels
             base = wan.build_transformer(preset, in_channels=2 * c + 4, out_channels=c)
         else:
@@ -403,7 +408,7 @@ class WorldModel(nn.Module):
                 raise FileNotFoundError(f"{directory / part} is missing; the model folder is incomplete")
         denoiser = ActionConditionedModel.from_pretrained(directory / "denoiser", torch_dtype=torch_dtype)
         if config.codec == "pixel":
-            codec = PixelCodec() if config.family == "svd" else PackedPixelCodec(config.pixel_downscale)
+            codec = PixelCodec() if config.family == "svd" else _packed_pixel_codec(config)
         elif config.family == "svd":
             codec = SVDCodec(load_local(AutoencoderKLTemporalDecoder, directory / "vae"))
         else:

@@ -92,3 +92,35 @@ def test_cli_refuses_a_folder_that_is_not_nav_worlds(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "generated nav dataset" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("residual", [None, 2.0])
+def test_high_noise_error_scores_copying_as_one_and_the_truth_as_zero(residual, monkeypatch):
+    """`high_noise_error` on oracle denoisers: one that returns the true x0 scores 0, one that
+    predicts the first frame everywhere scores exactly "copy first frame" (ratio 1)."""
+    from egoworld.experiments.action_following import high_noise_error
+    from egoworld.experiments.evaluation import EvalClip
+    from egoworld.model_config import WorldModelConfig
+    from egoworld.world_model import WorldModel
+
+    config = WorldModelConfig(
+        family="cosmos", preset="tiny", codec="pixel", num_frames=5, height=16, width=16,
+        hidden_dim=16, use_image_encoder=False, pixel_residual=residual,
+    )  # fmt: skip
+    wm = WorldModel.build(config).eval()
+    rng = np.random.default_rng(0)
+    clips = [
+        EvalClip(f"c{i}", rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8), np.zeros((5, 3), np.float32),
+                 None, [], 5)
+        for i in range(2)
+    ]  # fmt: skip
+    video = torch.from_numpy(np.stack([c.frames for c in clips])).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
+    x0_true = wm.codec.encode(video)
+    x0_copy = wm.codec.encode(video[:, :1].expand(-1, 5, -1, -1, -1))
+    for x0, want in ((x0_true, 0.0), (x0_copy, 1.0)):
+        # v = (x_t - x0) / t, so that x_t - t v = x0
+        monkeypatch.setattr(type(wm.family), "velocity", lambda self, m, x_t, t, *a, x0=x0: (x_t - x0) / 0.9)
+        out = high_noise_error(wm, clips, draws=2)
+        assert out["ratio"] == pytest.approx(want, abs=1e-5)
+        copy = float(((video[:, 1:] - video[:, :1]) ** 2).mean())
+        assert out["copy_first"] == pytest.approx(copy, rel=1e-6)

@@ -54,3 +54,42 @@ def test_pixel_dit_sizes_are_checked():
         _config("cosmos", "tiny", pixel_downscale=4, height=20, width=16).validate()
     with pytest.raises(ValueError, match="pixel_downscale=0; expected a positive integer"):
         _config("cosmos", "tiny", pixel_downscale=0).validate()
+
+
+def test_the_residual_pixel_codec_stores_the_change_and_is_lossless():
+    codec = PackedPixelCodec(2, residual=2.0)
+    video = torch.rand(2, 9, 3, 16, 16) * 2 - 1
+    still = video[:, :1].expand(-1, 9, -1, -1, -1)
+    z = codec.encode(video)
+    assert torch.allclose(codec.decode(z), video, atol=1e-6)
+    z_still = codec.encode(still)  # nothing moves: every latent frame after the first is zero
+    assert torch.equal(z_still[:, :, 1:], torch.zeros_like(z_still[:, :, 1:]))
+    assert torch.equal(z_still[:, :, :1], PackedPixelCodec(2).encode(still)[:, :, :1])
+    moved = video[:, 5] - video[:, 0]  # frame 5 is the first of latent frame 2, stored as 2 x the change
+    assert torch.allclose(z[:, :12, 2], 2.0 * torch.nn.functional.pixel_unshuffle(moved, 2), atol=1e-6)
+    assert torch.equal(codec.encode_condition(video), PackedPixelCodec(2).encode(video))  # no subtraction
+
+
+@pytest.mark.parametrize("family", ["cosmos", "wan"])
+def test_a_residual_pixel_dit_trains_samples_and_reloads(family, tmp_path):
+    torch.manual_seed(0)
+    wm = WorldModel.build(_config(family, "tiny", pixel_residual=2.0))
+    assert wm.codec.residual == 2.0
+    batch = {"frames": torch.rand(2, 5, 3, 16, 16) * 2 - 1, "actions": torch.randn(2, 5, 3)}
+    assert torch.isfinite(wm.loss(batch, torch.Generator().manual_seed(1)))
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    actions = np.zeros((5, 3), np.float32)
+    wm.eval()
+    chunk = wm.sample_chunk(image, actions, seed=3)
+    wm.save_pretrained(tmp_path / "m")
+    loaded = WorldModel.from_pretrained(tmp_path / "m")
+    assert loaded.codec.residual == 2.0 and torch.equal(loaded.sample_chunk(image, actions, seed=3), chunk)
+
+
+def test_pixel_residual_is_checked():
+    with pytest.raises(ValueError, match="pixel_residual=0.0; expected null, or a positive scale"):
+        _config("cosmos", "tiny", pixel_residual=0.0).validate()
+    with pytest.raises(ValueError, match="with codec 'pixel' and family 'cosmos' or 'wan'"):
+        _config("svd", "tiny", pixel_residual=2.0).validate()
+    with pytest.raises(ValueError, match="residual=-1; expected None or a positive scale"):
+        PackedPixelCodec(2, residual=-1)

@@ -105,6 +105,42 @@ def action_loss_gap(model, clips: list[EvalClip], *, draws: int = 8, seed: int =
     }
 
 
+def high_noise_error(model, clips: list[EvalClip], *, t: float = 0.9, draws: int = 4, seed: int = 0) -> dict:
+    """Does the denoiser use its conditioning frame? Its x0 estimate at noise level `t` against copying.
+
+    Each clip's first chunk is noised to x_t = (1 - t) x0 + t eps (flow families: Cosmos, Wan), the
+    denoiser's velocity under the true actions turned into x0_hat = x_t - t v, its conditioning
+    latent frame put back, and decoded. At high noise x_t says little about the future frames, so a
+    model that reads its first frame scores near "copy first frame" (ratio <= 1 once it also reads
+    the motion), one that does not scores near the frames' variance (ratio >> 1). Pixel MSE over
+    frames 1..F-1 in [-1, 1], mean over `draws` noise draws. Returns {"model", "copy_first", "ratio"}.
+    """
+    import torch
+
+    family = model.family
+    if not hasattr(family, "velocity"):
+        raise ValueError(f"high_noise_error needs a flow family (cosmos, wan); got {family.name}")
+    f = model.config.num_frames
+    frames = torch.from_numpy(np.stack([c.frames[:f] for c in clips])).permute(0, 1, 4, 2, 3)
+    video = frames.float().div(127.5).sub(1).to(model.device)  # [B, F, 3, H, W]
+    actions = torch.stack([model.chunk_actions(c.actions[:f])[0] for c in clips]).to(model.device)
+    errors = []
+    with torch.no_grad():
+        x0 = model.codec.encode(video)  # [B, C, T, h, w]
+        cond = family.conditions(model, video[:, 0], x0)
+        for d in range(draws):
+            g = torch.Generator(device="cpu").manual_seed(seed + d)
+            eps = torch.randn(x0.shape, generator=g).to(x0)
+            x_t = (1 - t) * x0 + t * eps
+            tt = torch.full((len(clips),), t, device=x0.device) * family.timestep_scale
+            x0_hat = x_t - t * family.velocity(model, x_t, tt, cond, actions, None)
+            x0_hat[:, :, :1] = x0[:, :, :1]  # the conditioning frame is given
+            errors.append(float(((model.codec.decode(x0_hat) - video)[:, 1:] ** 2).mean()))
+    copy = float(((video[:, :1] - video[:, 1:]) ** 2).mean())
+    err = float(np.mean(errors))
+    return {"model": err, "copy_first": copy, "ratio": err / copy}
+
+
 def flow_motion(frames_THW3: np.ndarray) -> dict[str, float]:
     """Mean horizontal flow (px/frame, + = content moves right) and mean radial flow (+ = expands)."""
     from egoworld.metrics.flow_tracking import upscaled_flow
