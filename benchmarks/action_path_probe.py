@@ -48,7 +48,7 @@ def probe_run(
         gap = action_loss_gap(model, clips, draws=draws)
         row = {"step": step_of(folder), **gap}
         line = f"{run_dir.name} step {row['step']:>5}: relative gap {gap['relative']:+.5f}"
-        if hasattr(model.family, "velocity"):
+        if hasattr(model.family, "flow_velocity"):
             row["x0_error_t0.9"] = high_noise_error(model, clips, draws=draws)
             line += f", x0 error at t=0.9 / copy-first {row['x0_error_t0.9']['ratio']:.2f}"
         if long_clips:

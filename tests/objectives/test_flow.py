@@ -87,3 +87,20 @@ def test_scheduler_from_config_reproduces_the_cosmos2_pipeline_schedule():
     assert torch.all(sched.sigmas[:-2] > sched.sigmas[1:-1])  # Karras, decreasing, then the appended 0
     with pytest.raises(ValueError, match="scheduler class 'NotAScheduler' is not a diffusers scheduler"):
         scheduler_from_config({"_class_name": "NotAScheduler"})
+
+
+def test_edm_preconditioning_on_the_flow_path():
+    """With sigma_data, the network's target F* has unit variance for data of that std at every t, and
+    the target's velocity is exactly eps - x0."""
+    obj = RectifiedFlow(sigma_data=0.5)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(4096, 8, generator=g) * 0.5
+    eps = torch.randn(4096, 8, generator=g)
+    for t in (0.02, 0.3, 0.7, 0.98):
+        tt = torch.tensor(t)
+        x_t = obj.interpolate(x0, eps, tt)
+        target = obj.output_target(x0, x_t, tt)
+        assert target.std().item() == pytest.approx(1.0, abs=0.03)
+        v = obj.velocity_from_output(x_t, target, tt)
+        torch.testing.assert_close(v, eps - x0, rtol=1e-4, atol=1e-4)
+    assert RectifiedFlow().velocity_from_output(x_t, target, tt) is target  # no preconditioning

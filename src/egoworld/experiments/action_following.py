@@ -112,13 +112,14 @@ def high_noise_error(model, clips: list[EvalClip], *, t: float = 0.9, draws: int
     denoiser's velocity under the true actions turned into x0_hat = x_t - t v, its conditioning
     latent frame put back, and decoded. At high noise x_t says little about the future frames, so a
     model that reads its first frame scores near "copy first frame" (ratio <= 1 once it also reads
-    the motion), one that does not scores near the frames' variance (ratio >> 1). Pixel MSE over
+    the motion), one that does not scores near the frames' variance (ratio >> 1); so does a velocity
+    network that cannot reproduce the noise in its output (`objectives.flow`). Pixel MSE over
     frames 1..F-1 in [-1, 1], mean over `draws` noise draws. Returns {"model", "copy_first", "ratio"}.
     """
     import torch
 
     family = model.family
-    if not hasattr(family, "velocity"):
+    if not hasattr(family, "flow_velocity"):
         raise ValueError(f"high_noise_error needs a flow family (cosmos, wan); got {family.name}")
     f = model.config.num_frames
     frames = torch.from_numpy(np.stack([c.frames[:f] for c in clips])).permute(0, 1, 4, 2, 3)
@@ -132,8 +133,8 @@ def high_noise_error(model, clips: list[EvalClip], *, t: float = 0.9, draws: int
             g = torch.Generator(device="cpu").manual_seed(seed + d)
             eps = torch.randn(x0.shape, generator=g).to(x0)
             x_t = (1 - t) * x0 + t * eps
-            tt = torch.full((len(clips),), t, device=x0.device) * family.timestep_scale
-            x0_hat = x_t - t * family.velocity(model, x_t, tt, cond, actions, None)
+            tt = torch.full((len(clips),), t, device=x0.device)
+            x0_hat = x_t - t * family.flow_velocity(model, x_t, tt, cond, actions, None)
             x0_hat[:, :, :1] = x0[:, :, :1]  # the conditioning frame is given
             errors.append(float(((model.codec.decode(x0_hat) - video)[:, 1:] ** 2).mean()))
     copy = float(((video[:, :1] - video[:, 1:]) ** 2).mean())

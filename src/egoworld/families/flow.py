@@ -26,7 +26,8 @@ config in `config.extra["scheduler"]`) samples exactly as the pipeline does (tes
 and trains Cosmos with Cosmos Predict2's noise levels (`config.extra["train_noise"]`, default
 "cosmos-predict2" when imported, "logit-normal" the option; see `objectives.flow`).
 A model built without a pipeline (`WorldModel.build`) keeps egoworld's recipe: logit-normal t shifted
-by `flow_shift`, sampled with `config.sampler` (FlowMatchEuler or UniPC) at that shift.
+by `flow_shift`, sampled with `config.sampler` (FlowMatchEuler or UniPC) at that shift; with
+`flow_sigma_data` its network is EDM-preconditioned (`objectives.flow`).
 No classifier-free guidance: the pipelines' guidance is on text, which a world model does not use.
 """
 
@@ -56,8 +57,16 @@ class _FlowFamily:
         kind = config.extra.get("train_noise", self.default_noise())
         if kind not in NOISE_KINDS:
             raise ValueError(f"extra.train_noise={kind!r} is not known; expected one of {list(NOISE_KINDS)}")
+        if config.flow_sigma_data is not None and self.saved_scheduler:
+            raise ValueError(
+                "flow_sigma_data is for models built here; an imported pipeline's transformer predicts the "
+                "velocity (set flow_sigma_data: null)"
+            )
         self.objective = RectifiedFlow(
-            shift=config.flow_shift, timestep_scale=self.timestep_scale, noise=kind
+            shift=config.flow_shift,
+            timestep_scale=self.timestep_scale,
+            noise=kind,
+            sigma_data=config.flow_sigma_data,
         )
 
     def default_noise(self) -> str:
@@ -86,8 +95,18 @@ class _FlowFamily:
         t = self.objective.sample_t(b, generator=generator, device=x0.device, video_frames=x0.shape[2])
         eps = noise.randn(x0.shape, generator, x0.device)
         x_t = self.objective.interpolate(x0, eps, t.view(-1, 1, 1, 1, 1))
-        v_pred = self.velocity(wm, x_t, t * self.timestep_scale, cond, actions, state)
-        return self.objective.loss(v_pred, self.objective.target(x0, eps), cond.get("loss_mask"), t=t)
+        out = self.velocity(wm, x_t, t * self.timestep_scale, cond, actions, state)
+        if self.objective.sigma_data is not None:  # EDM preconditioning: F against F*, unit weight
+            target = self.objective.output_target(x0, x_t, t.view(-1, 1, 1, 1, 1))
+            return self.objective.loss(out, target, cond.get("loss_mask"))
+        return self.objective.loss(out, self.objective.target(x0, eps), cond.get("loss_mask"), t=t)
+
+    def flow_velocity(self, wm, x_t, t, cond, actions, state, model_t=None) -> torch.Tensor:
+        """The velocity at time t [B] in [0, 1]: the network's output (`velocity`, which reads
+        `model_t`, by default t on the model's scale), converted when `flow_sigma_data` preconditions it."""
+        model_t = t * self.timestep_scale if model_t is None else model_t
+        out = self.velocity(wm, x_t, model_t, cond, actions, state)
+        return self.objective.velocity_from_output(x_t, out, t.view(-1, 1, 1, 1, 1).to(out))
 
     def sampler_timestep(self, sched, i: int, timestep: torch.Tensor) -> torch.Tensor:
         """What the base model reads at step i: t on the model's scale (built-in samplers)."""
@@ -104,7 +123,8 @@ class _FlowFamily:
         sched.set_timesteps(num_inference_steps, device=latents.device)
         for i, timestep in enumerate(sched.timesteps):
             model_t = self.sampler_timestep(sched, i, timestep).to(latents.device).expand(b)
-            v = self.velocity(wm, latents, model_t, cond, actions, state)
+            t = sched.sigmas[i].to(latents.device).expand(b)
+            v = self.flow_velocity(wm, latents, t, cond, actions, state, model_t=model_t)
             latents = sched.step(v, timestep, latents).prev_sample
             latents = self.pin(latents, cond)
             if progress is not None:
