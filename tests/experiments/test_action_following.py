@@ -83,6 +83,13 @@ def test_experiment_end_to_end_on_a_tiny_model(tmp_path, one_thread, capsys):
     assert max(abs(g) for g in gaps) < 1e-6
     assert "PSNR true − mirrored" in (out / "results.md").read_text()
     assert "PSNR true − mirrored" in capsys.readouterr().out
+    from PIL import Image
+
+    figure = np.asarray(Image.open(out / "rollouts.png"))  # 2 worlds x (truth, true, mirrored), 9 frames
+    assert figure.shape == (2 * 3 * 96 + 6, 120 + 9 * 96, 3)
+    frame0 = figure[:96, 120:216]  # every row starts from the world's first frame
+    assert np.array_equal(frame0, figure[96:192, 120:216])
+    assert np.array_equal(frame0, figure[192:288, 120:216])
 
 
 def test_cli_refuses_a_folder_that_is_not_nav_worlds(tmp_path, capsys):

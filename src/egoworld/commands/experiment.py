@@ -71,7 +71,8 @@ def register(sub) -> None:
         help="true vs mirrored actions, turn/forward probes, SCS against copy-first-frame",
         description="Rolls a navigation model out on generated nav worlds under the true and the mirrored "
         "(left<->right) actions, probes 'turn_left/turn_right 15deg' and 'forward 0.5m' by optical flow, and "
-        "scores SCS/PSNR against copy-first-frame and zero actions. Writes results.json and results.md.",
+        "scores SCS/PSNR against copy-first-frame and zero actions. Writes results.json, results.md and "
+        "rollouts.png.",
         examples=EXAMPLES,
     )
     f.add_argument(
@@ -81,7 +82,7 @@ def register(sub) -> None:
     f.add_argument(
         "--baseline", default=None, help="the same architecture trained without actions (optional)"
     )
-    f.add_argument("--out", required=True, help="output folder for results.json and results.md")
+    f.add_argument("--out", required=True, help="output folder for results.json, results.md and rollouts.png")
     f.add_argument("--seeds", type=int_in(1, 16), default=2, help="sampling seeds 0..N-1 (default 2)")
     f.add_argument("--threads", type=int_in(1, 1024), default=1, help="torch threads (default 1)")
     f.set_defaults(func=run_action_following)
@@ -163,6 +164,7 @@ def run_action_following(args) -> int:
         raise ValueError(f"--out {out} is a file; expected a folder")
 
     import torch
+    from PIL import Image
 
     from egoworld.demo import SHIPPED_MODEL
     from egoworld.experiments.action_following import evaluate_action_following, markdown_report
@@ -172,11 +174,14 @@ def run_action_following(args) -> int:
     result = evaluate_action_following(
         model_dir or SHIPPED_MODEL, worlds, seeds=range(args.seeds), baseline_dir=baseline
     )
+    figure = result.pop("figure")
     report = markdown_report(result)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (("results.json", json.dumps(result, indent=1)), ("results.md", report)):
         with atomic_path(out / name) as tmp:
             tmp.write_text(text)
+    with atomic_path(out / "rollouts.png") as tmp:
+        Image.fromarray(figure).save(tmp, format="PNG")
     print(report, end="")
-    print(f"results: {out}/results.md, results.json")
+    print(f"results: {out}/results.md, results.json, rollouts.png (ground truth / true / mirrored actions)")
     return 0

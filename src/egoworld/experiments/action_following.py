@@ -66,6 +66,28 @@ def mirrored_gap(
     }
 
 
+def rollout_strips(
+    model, clips: list[EvalClip], *, seed: int = 0, every: int = 2, tile: int = 96
+) -> np.ndarray:
+    """A picture of what `mirrored_gap` scores: per clip, rows ground truth / rollout under the true
+    actions / under the mirrored ones, frames 0, `every`, 2 `every`, ... (uint8 `[H, W, 3]`)."""
+    import cv2
+
+    images = np.stack([c.frames[0] for c in clips])
+    true = np.stack([c.actions for c in clips])
+    pred = rollout_batch(model, images, true, seed=seed)
+    pred_m = rollout_batch(model, images, mirror_nav(true), seed=seed)
+    rows = []
+    for c, p, pm in zip(clips, pred, pred_m):
+        for label, video in ((c.name, c.frames), ("true actions", p), ("mirrored", pm)):
+            tiles = [cv2.resize(f, (tile, tile), interpolation=cv2.INTER_NEAREST) for f in video[::every]]
+            text = np.full((tile, 120, 3), 255, np.uint8)
+            cv2.putText(text, label, (4, tile // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+            rows.append(np.concatenate([text, *tiles], axis=1))
+        rows.append(np.full((6, rows[-1].shape[1], 3), 255, np.uint8))
+    return np.concatenate(rows[:-1], axis=0)
+
+
 def action_loss_gap(model, clips: list[EvalClip], *, draws: int = 8, seed: int = 0) -> dict:
     """How much the denoiser reads the actions: its training loss under mirrored minus true actions.
 
@@ -211,7 +233,7 @@ def evaluate_action_following(
     Rows scored with SCS/PSNR/SSIM (`egoworld.experiments.evaluation`): the model under the true
     actions, the same model with zero actions, the `baseline_dir` model (the same architecture trained
     without actions) when given, and "copy first frame". Probes start from `probe_images_BHW3`
-    (default: each world's first frame).
+    (default: each world's first frame). "figure" is `rollout_strips` of the first 3 worlds.
     """
     from egoworld.data.nwm import world_description
     from egoworld.experiments.evaluation import load_eval_clips
@@ -238,6 +260,7 @@ def evaluate_action_following(
         "mirrored": mirrored_gap(model, clips, seeds),
         "probes": probe_images(model, images, seeds, spacing),
         "rows": rows,
+        "figure": rollout_strips(model, clips[:3], seed=seeds[0]),  # not JSON: the caller saves it
     }
 
 
