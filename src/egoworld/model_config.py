@@ -106,9 +106,9 @@ class WorldModelConfig:
             4 frames and `pixel_downscale` x `pixel_downscale` pixels per latent position).
         pixel_downscale: the DiT families' pixel codec: spatial packing factor (the DiT then
             patches 2x more, so height and width are multiples of 2 x pixel_downscale).
-        flow_sigma_data: Cosmos/Wan models built here: None (the network predicts the velocity, as
-            the published models) or the data std of EDM's preconditioning on the flow path, the
-            network then predicting a unit-variance mix of x0 and noise (`objectives.flow`).
+        flow_prediction: Cosmos/Wan models built here: "velocity" (as the published models) or "x0"
+            (the network predicts the clean sample; for small DiTs whose tokens hold more numbers than
+            their width, `objectives.flow`).
         pixel_residual: the DiT families' pixel codec: None (frames as they are) or a scale s, every
             frame after the first then stored as s * (frame - first frame): the denoiser predicts
             only the change, and "nothing moves" is the zero latent (`codecs.PackedPixelCodec`).
@@ -136,7 +136,7 @@ class WorldModelConfig:
     P_mean: float = 0.7
     P_std: float = 1.6
     flow_shift: float = 3.0
-    flow_sigma_data: float | None = None
+    flow_prediction: str = "velocity"
     sampler: str = "euler"
     num_inference_steps: int = 25
     guidance: float = 1.0
@@ -177,10 +177,12 @@ class WorldModelConfig:
                 f"{p}height={self.height}, {p}width={self.width}; the {self.family} pixel codec packs "
                 f"{self.pixel_downscale}x and the DiT patches 2x: expected multiples of {step}"
             )
-        if self.flow_sigma_data is not None and (self.family == "svd" or not self.flow_sigma_data > 0):
+        if self.flow_prediction not in ("velocity", "x0") or (
+            self.flow_prediction == "x0" and self.family == "svd"
+        ):
             raise ValueError(
-                f"{p}flow_sigma_data={self.flow_sigma_data!r}; expected null, or a positive data std with "
-                "family 'cosmos' or 'wan'"
+                f"{p}flow_prediction={self.flow_prediction!r}; expected 'velocity', or 'x0' with family "
+                "'cosmos' or 'wan'"
             )
         if self.pixel_residual is not None and (
             self.codec != "pixel" or self.family == "svd" or not self.pixel_residual > 0

@@ -89,18 +89,24 @@ def test_scheduler_from_config_reproduces_the_cosmos2_pipeline_schedule():
         scheduler_from_config({"_class_name": "NotAScheduler"})
 
 
-def test_edm_preconditioning_on_the_flow_path():
-    """With sigma_data, the network's target F* has unit variance for data of that std at every t, and
-    the target's velocity is exactly eps - x0."""
-    obj = RectifiedFlow(sigma_data=0.5)
+def test_an_x0_network_gives_the_velocity_and_the_velocity_loss():
+    """prediction="x0": the true x0 gives the true velocity eps - x0 and zero loss; the loss of an x0
+    error e is |e|^2 / max(t, X0_LOSS_MIN_T)^2, the velocity error it causes."""
+    from egoworld.objectives.flow import X0_LOSS_MIN_T
+
+    obj = RectifiedFlow(prediction="x0")
     g = torch.Generator().manual_seed(0)
-    x0 = torch.randn(4096, 8, generator=g) * 0.5
-    eps = torch.randn(4096, 8, generator=g)
-    for t in (0.02, 0.3, 0.7, 0.98):
-        tt = torch.tensor(t)
-        x_t = obj.interpolate(x0, eps, tt)
-        target = obj.output_target(x0, x_t, tt)
-        assert target.std().item() == pytest.approx(1.0, abs=0.03)
-        v = obj.velocity_from_output(x_t, target, tt)
-        torch.testing.assert_close(v, eps - x0, rtol=1e-4, atol=1e-4)
-    assert RectifiedFlow().velocity_from_output(x_t, target, tt) is target  # no preconditioning
+    x0, eps = torch.randn(3, 4, 5, generator=g), torch.randn(3, 4, 5, generator=g)
+    t = torch.tensor([0.01, 0.3, 0.9])
+    x_t = obj.interpolate(x0, eps, t.view(-1, 1, 1))
+    v = obj.velocity_from_output(x_t, x0, t.view(-1, 1, 1))
+    torch.testing.assert_close(v, eps - x0, rtol=1e-4, atol=1e-4)
+    assert torch.all(obj.output_loss(x0, x0, eps, t) == 0)
+    loss = obj.output_loss(x0 + 0.1, x0, eps, t)
+    torch.testing.assert_close(loss, 0.01 / t.clamp_min(X0_LOSS_MIN_T).square())
+    plain = RectifiedFlow()
+    out = torch.randn(3, 4, 5, generator=g)
+    assert plain.velocity_from_output(x_t, out, t.view(-1, 1, 1)) is out
+    torch.testing.assert_close(plain.output_loss(out, x0, eps, t), plain.loss(out, eps - x0, t=t))
+    with pytest.raises(ValueError, match="flow prediction 'eps' is not known"):
+        RectifiedFlow(prediction="eps")

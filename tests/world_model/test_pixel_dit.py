@@ -71,11 +71,11 @@ def test_the_residual_pixel_codec_stores_the_change_and_is_lossless():
 
 
 @pytest.mark.parametrize("family", ["cosmos", "wan"])
-@pytest.mark.parametrize("sigma_data", [None, 0.5])
-def test_a_residual_pixel_dit_trains_samples_and_reloads(family, sigma_data, tmp_path):
+@pytest.mark.parametrize("prediction", ["velocity", "x0"])
+def test_a_residual_pixel_dit_trains_samples_and_reloads(family, prediction, tmp_path):
     torch.manual_seed(0)
-    wm = WorldModel.build(_config(family, "tiny", pixel_residual=2.0, flow_sigma_data=sigma_data))
-    assert wm.codec.residual == 2.0 and wm.family.objective.sigma_data == sigma_data
+    wm = WorldModel.build(_config(family, "tiny", pixel_residual=2.0, flow_prediction=prediction))
+    assert wm.codec.residual == 2.0 and wm.family.objective.prediction == prediction
     batch = {"frames": torch.rand(2, 5, 3, 16, 16) * 2 - 1, "actions": torch.randn(2, 5, 3)}
     assert torch.isfinite(wm.loss(batch, torch.Generator().manual_seed(1)))
     image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
@@ -94,16 +94,16 @@ def test_pixel_residual_is_checked():
         _config("svd", "tiny", pixel_residual=2.0).validate()
     with pytest.raises(ValueError, match="residual=-1; expected None or a positive scale"):
         PackedPixelCodec(2, residual=-1)
-    with pytest.raises(ValueError, match="flow_sigma_data=0.0; expected null, or a positive data std"):
-        _config("wan", "tiny", flow_sigma_data=0.0).validate()
-    with pytest.raises(ValueError, match="with family 'cosmos' or 'wan'"):
-        _config("svd", "tiny", flow_sigma_data=0.5).validate()
+    with pytest.raises(ValueError, match="flow_prediction='eps'; expected 'velocity', or 'x0'"):
+        _config("wan", "tiny", flow_prediction="eps").validate()
+    with pytest.raises(ValueError, match="'x0' with family 'cosmos' or 'wan'"):
+        _config("svd", "tiny", flow_prediction="x0").validate()
 
 
 def test_an_imported_pipelines_model_is_not_preconditioned():
     from egoworld.families.flow import CosmosFamily
 
     scheduler = {"_class_name": "FlowMatchEulerDiscreteScheduler"}  # what from_diffusers stores
-    config = _config("cosmos", "tiny", flow_sigma_data=0.5, extra={"scheduler": scheduler})
+    config = _config("cosmos", "tiny", flow_prediction="x0", extra={"scheduler": scheduler})
     with pytest.raises(ValueError, match="an imported pipeline's transformer predicts the velocity"):
         CosmosFamily(config)

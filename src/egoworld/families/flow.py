@@ -27,7 +27,7 @@ and trains Cosmos with Cosmos Predict2's noise levels (`config.extra["train_nois
 "cosmos-predict2" when imported, "logit-normal" the option; see `objectives.flow`).
 A model built without a pipeline (`WorldModel.build`) keeps egoworld's recipe: logit-normal t shifted
 by `flow_shift`, sampled with `config.sampler` (FlowMatchEuler or UniPC) at that shift; with
-`flow_sigma_data` its network is EDM-preconditioned (`objectives.flow`).
+`flow_prediction: x0` its network predicts the clean sample (`objectives.flow`).
 No classifier-free guidance: the pipelines' guidance is on text, which a world model does not use.
 """
 
@@ -57,16 +57,16 @@ class _FlowFamily:
         kind = config.extra.get("train_noise", self.default_noise())
         if kind not in NOISE_KINDS:
             raise ValueError(f"extra.train_noise={kind!r} is not known; expected one of {list(NOISE_KINDS)}")
-        if config.flow_sigma_data is not None and self.saved_scheduler:
+        if config.flow_prediction != "velocity" and self.saved_scheduler:
             raise ValueError(
-                "flow_sigma_data is for models built here; an imported pipeline's transformer predicts the "
-                "velocity (set flow_sigma_data: null)"
+                f"flow_prediction={config.flow_prediction!r} is for models built here; an imported "
+                "pipeline's transformer predicts the velocity (set flow_prediction: velocity)"
             )
         self.objective = RectifiedFlow(
             shift=config.flow_shift,
             timestep_scale=self.timestep_scale,
             noise=kind,
-            sigma_data=config.flow_sigma_data,
+            prediction=config.flow_prediction,
         )
 
     def default_noise(self) -> str:
@@ -96,14 +96,11 @@ class _FlowFamily:
         eps = noise.randn(x0.shape, generator, x0.device)
         x_t = self.objective.interpolate(x0, eps, t.view(-1, 1, 1, 1, 1))
         out = self.velocity(wm, x_t, t * self.timestep_scale, cond, actions, state)
-        if self.objective.sigma_data is not None:  # EDM preconditioning: F against F*, unit weight
-            target = self.objective.output_target(x0, x_t, t.view(-1, 1, 1, 1, 1))
-            return self.objective.loss(out, target, cond.get("loss_mask"))
-        return self.objective.loss(out, self.objective.target(x0, eps), cond.get("loss_mask"), t=t)
+        return self.objective.output_loss(out, x0, eps, t, cond.get("loss_mask"))
 
     def flow_velocity(self, wm, x_t, t, cond, actions, state, model_t=None) -> torch.Tensor:
         """The velocity at time t [B] in [0, 1]: the network's output (`velocity`, which reads
-        `model_t`, by default t on the model's scale), converted when `flow_sigma_data` preconditions it."""
+        `model_t`, by default t on the model's scale), converted when it predicts x0 (`flow_prediction`)."""
         model_t = t * self.timestep_scale if model_t is None else model_t
         out = self.velocity(wm, x_t, model_t, cond, actions, state)
         return self.objective.velocity_from_output(x_t, out, t.view(-1, 1, 1, 1, 1).to(out))

@@ -17,15 +17,14 @@ Two ways to draw the noise level of a training sample (`noise`):
   lambda(sigma) ||x0_pred - x0||^2 with lambda = (sigma^2 + 1) / sigma^2 (sigma_data = 1) is, in
   velocity form, w(t) ||F - v||^2 with w(t) = t^2 + (1 - t)^2 (`loss(..., t=t)` applies it).
 
-Models built here (not imported) may instead use EDM's preconditioning (Karras et al. 2022) on this
-path (`sigma_data`, `model.flow_sigma_data`): the network's output F gives
-    x0 = c_skip(t) x_t + c_out(t) F,   c_skip = (1-t) s^2 / ((1-t)^2 s^2 + t^2),
-                                         c_out  = t s / sqrt((1-t)^2 s^2 + t^2)     (s = sigma_data),
-the choice that gives the target F* = (x0 - c_skip x_t) / c_out unit variance for data of std s, and
-the loss is ||F - F*||^2 (EDM's weighting). The noise in x_t then reaches x0 through c_skip, not
-through the network: a velocity network must reproduce eps, which a small DiT whose token width is
-below its patch size (the `small` preset on the packed pixel codec: 192 numbers per token, width
-128) cannot (docs/results.md). The sampler still takes a velocity, v = (x_t - x0) / t.
+Models built here (not imported) may instead predict the clean sample (`prediction="x0"`,
+`model.flow_prediction`, as "x-prediction" in Li & He 2025, "Back to Basics: Let Denoising Generative
+Models Denoise"): the network's output is x0_hat, its velocity v = (x_t - x0_hat) / t, and the loss
+is the velocity loss of that v, ||x0_hat - x0||^2 / t^2 with t clamped at `X0_LOSS_MIN_T`. A velocity
+(or EDM-preconditioned) network must reproduce the noise eps in its output; a small DiT whose token
+width is below its patch's size (the `small` preset on the packed pixel codec: 192 numbers per
+token, width 128) cannot, and the sampler then keeps the noise it cannot represent (docs/results.md).
+An x0 network's samples end in what it can represent: the noise there shrinks with t.
 The base models read t on different scales: Wan takes 1000*t, Cosmos Predict2 takes t itself
 (`timestep_scale`). Sampling uses diffusers' `FlowMatchEulerDiscreteScheduler` (or UniPC in flow mode),
 or exactly the scheduler an imported pipeline saved (`scheduler_from_config`).
@@ -45,6 +44,8 @@ from diffusers.training_utils import compute_density_for_timestep_sampling
 from egoworld import noise as _noise
 
 NOISE_KINDS = ("logit-normal", "cosmos-predict2")
+PREDICTIONS = ("velocity", "x0")
+X0_LOSS_MIN_T = 0.05  # the x0 network's velocity loss divides by max(t, this), as Li & He
 
 
 def sigma_to_t(sigma: torch.Tensor) -> torch.Tensor:
@@ -62,8 +63,7 @@ class RectifiedFlow:
             arguments of the "logit-normal" noise.
         timestep_scale: what the base model reads as its timestep, per unit of t (Wan 1000, Cosmos 1).
         noise: "logit-normal" or "cosmos-predict2" (see the module docstring).
-        sigma_data: None (the network predicts the velocity) or the data std of EDM's
-            preconditioning (see the module docstring).
+        prediction: what the network outputs: "velocity" (Cosmos, Wan) or "x0" (see the module docstring).
         log_sigma_mean, log_sigma_std: ln(sigma) ~ N(mean, std^2) of the "cosmos-predict2" noise
             (Cosmos Predict2: 0 and 1).
     """
@@ -76,11 +76,15 @@ class RectifiedFlow:
     noise: str = "logit-normal"
     log_sigma_mean: float = 0.0
     log_sigma_std: float = 1.0
-    sigma_data: float | None = None
+    prediction: str = "velocity"
 
     def __post_init__(self):
         if self.noise not in NOISE_KINDS:
             raise ValueError(f"flow noise {self.noise!r} is not known; expected one of {NOISE_KINDS}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(
+                f"flow prediction {self.prediction!r} is not known; expected one of {PREDICTIONS}"
+            )
 
     def sample_sigma(
         self, n: int, *, generator: torch.Generator | None = None, device=None, video_frames: int = 1
@@ -120,24 +124,28 @@ class RectifiedFlow:
     def x0_from_velocity(x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return x_t - t * v
 
-    def preconditioning(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """EDM's (c_skip, c_out) at time t (any shape) for data of std `sigma_data`."""
-        s2 = self.sigma_data**2
-        norm = ((1 - t).square() * s2 + t.square()).sqrt()
-        return (1 - t) * s2 / norm.square(), t * self.sigma_data / norm
-
-    def output_target(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The preconditioned network's target F* = (x0 - c_skip x_t) / c_out (t broadcastable)."""
-        c_skip, c_out = self.preconditioning(t)
-        return (x0 - c_skip * x_t) / c_out
-
     def velocity_from_output(self, x_t: torch.Tensor, out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The velocity the sampler takes: the output itself, or (x_t - x0) / t from the preconditioned
-        x0 = c_skip x_t + c_out F (t broadcastable, clamped at 1e-6)."""
-        if self.sigma_data is None:
+        """The velocity the sampler takes from the network's output at time t (broadcastable): the
+        output itself, or (x_t - x0_hat) / t for an x0 network (t clamped at 1e-6 only, so that an
+        Euler step to t = 0 lands exactly on x0_hat)."""
+        if self.prediction == "velocity":
             return out
-        c_skip, c_out = self.preconditioning(t)
-        return (x_t - (c_skip * x_t + c_out * out)) / t.clamp_min(1e-6)
+        return (x_t - out) / t.clamp_min(1e-6)
+
+    def output_loss(
+        self,
+        out: torch.Tensor,
+        x0: torch.Tensor,
+        eps: torch.Tensor,
+        t: torch.Tensor,
+        weight_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The loss per sample [B] of the network's output at times t [B]: `loss` of the velocity, for
+        an x0 network that of (x_t - x0_hat) / max(t, X0_LOSS_MIN_T) against (x_t - x0) / max(...)."""
+        if self.prediction == "velocity":
+            return self.loss(out, self.target(x0, eps), weight_mask, t=t)
+        t_c = t.float().clamp_min(X0_LOSS_MIN_T).view(-1, *([1] * (x0.ndim - 1)))
+        return self.loss(-out / t_c, -x0 / t_c, weight_mask, t=t)  # (x_t - a) - (x_t - b) = b - a
 
     def weight(self, t: torch.Tensor) -> torch.Tensor:
         """Per-sample loss weight: Cosmos Predict2's EDM weight in velocity form, t^2 + (1-t)^2; else 1."""
