@@ -25,6 +25,7 @@ is the velocity loss of that v, ||x0_hat - x0||^2 / t^2 with t clamped at `X0_LO
 width is below its patch's size (the `small` preset on the packed pixel codec: 192 numbers per
 token, width 128) cannot, and the sampler then keeps the noise it cannot represent (docs/results.md).
 An x0 network's samples end in what it can represent: the noise there shrinks with t.
+
 The base models read t on different scales: Wan takes 1000*t, Cosmos Predict2 takes t itself
 (`timestep_scale`). Sampling uses diffusers' `FlowMatchEulerDiscreteScheduler` (or UniPC in flow mode),
 or exactly the scheduler an imported pipeline saved (`scheduler_from_config`).
