@@ -11,7 +11,8 @@ diagnostic in docs/results.md. `--rollouts N` also samples: the PSNR gap (dB, fr
 rollouts under true minus mirrored actions on the first N clips, one seed (`mirrored_gap`, what
 `egoworld experiment action-following` reports; needs clips of 17 frames). For the flow families
 (Cosmos, Wan) also the denoiser's x0 error at noise level 0.9 relative to copying the first frame
-(`high_noise_error`): far above 1 while the model has not learned to read its conditioning frame.
+(`high_noise_error`): far above 1 while the model has not learned to read its conditioning frame;
+and the same under the mirrored actions, higher once the x0 estimate follows the actions.
 Not a test.
 """
 
@@ -49,8 +50,10 @@ def probe_run(
         row = {"step": step_of(folder), **gap}
         line = f"{run_dir.name} step {row['step']:>5}: relative gap {gap['relative']:+.5f}"
         if hasattr(model.family, "flow_velocity"):
-            row["x0_error_t0.9"] = high_noise_error(model, clips, draws=draws)
-            line += f", x0 error at t=0.9 / copy-first {row['x0_error_t0.9']['ratio']:.2f}"
+            row["x0_error_t0.9"] = e = high_noise_error(model, clips, draws=draws)
+            m = high_noise_error(model, clips, draws=draws, mirrored=True)
+            row["x0_error_t0.9_mirrored"] = m
+            line += f", x0 error at t=0.9 / copy-first {e['ratio']:.3f} (mirrored actions {m['ratio']:.3f})"
         if long_clips:
             m = mirrored_gap(model, long_clips, [0])
             row.update(psnr_gap_db=m["gap"][0], share_positive=m["share_positive"])

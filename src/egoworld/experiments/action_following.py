@@ -127,7 +127,9 @@ def action_loss_gap(model, clips: list[EvalClip], *, draws: int = 8, seed: int =
     }
 
 
-def high_noise_error(model, clips: list[EvalClip], *, t: float = 0.9, draws: int = 4, seed: int = 0) -> dict:
+def high_noise_error(
+    model, clips: list[EvalClip], *, t: float = 0.9, draws: int = 4, seed: int = 0, mirrored: bool = False
+) -> dict:
     """Does the denoiser use its conditioning frame? Its x0 estimate at noise level `t` against copying.
 
     Each clip's first chunk is noised to x_t = (1 - t) x0 + t eps (flow families: Cosmos, Wan), the
@@ -136,7 +138,9 @@ def high_noise_error(model, clips: list[EvalClip], *, t: float = 0.9, draws: int
     model that reads its first frame scores near "copy first frame" (ratio <= 1 once it also reads
     the motion), one that does not scores near the frames' variance (ratio >> 1); so does a velocity
     network that cannot reproduce the noise in its output (`objectives.flow`). Pixel MSE over
-    frames 1..F-1 in [-1, 1], mean over `draws` noise draws. Returns {"model", "copy_first", "ratio"}.
+    frames 1..F-1 in [-1, 1], mean over `draws` noise draws. `mirrored`: under the mirrored actions
+    (the same noise), so that the difference to the true actions' error measures how much the x0
+    estimate follows the actions. Returns {"model", "copy_first", "ratio"}.
     """
     import torch
 
@@ -146,7 +150,8 @@ def high_noise_error(model, clips: list[EvalClip], *, t: float = 0.9, draws: int
     f = model.config.num_frames
     frames = torch.from_numpy(np.stack([c.frames[:f] for c in clips])).permute(0, 1, 4, 2, 3)
     video = frames.float().div(127.5).sub(1).to(model.device)  # [B, F, 3, H, W]
-    actions = torch.stack([model.chunk_actions(c.actions[:f])[0] for c in clips]).to(model.device)
+    flip = mirror_nav if mirrored else (lambda a: a)
+    actions = torch.stack([model.chunk_actions(flip(c.actions[:f]))[0] for c in clips]).to(model.device)
     errors = []
     with torch.no_grad():
         x0 = model.codec.encode(video)  # [B, C, T, h, w]
