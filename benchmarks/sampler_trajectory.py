@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
 
 import egoworld.world_model  # noqa: F401  (diffusers before MuJoCo's EGL)
 from egoworld import noise
-from egoworld.experiments.action_following import high_noise_error
+from egoworld.experiments.action_following import first_chunks, high_noise_error
 from egoworld.experiments.evaluation import load_eval_clips
 from egoworld.world_model import WorldModel
 
@@ -39,8 +38,7 @@ def roughness(video_BFCHW: torch.Tensor) -> float:
 @torch.no_grad()
 def sampler_trajectory(model, clips, steps: int, seed: int = 0) -> list[dict]:
     fam = model.family
-    video = torch.from_numpy(np.stack([c.frames for c in clips])).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
-    actions = torch.stack([model.chunk_actions(c.actions)[0] for c in clips])
+    video, actions = first_chunks(model, clips)
     x0 = model.codec.encode(video)
     latents = noise.randn(x0.shape, torch.Generator().manual_seed(seed), "cpu")
     cond = fam.conditions(model, video[:, 0], latents)
@@ -51,7 +49,7 @@ def sampler_trajectory(model, clips, steps: int, seed: int = 0) -> list[dict]:
         t = sched.sigmas[i].expand(len(clips))
         model_t = fam.sampler_timestep(sched, i, timestep).expand(len(clips))
         v = fam.flow_velocity(model, latents, t, cond, actions, None, model_t=model_t)
-        x0_hat = latents - t.view(-1, 1, 1, 1, 1) * v
+        x0_hat = fam.objective.x0_from_velocity(latents, v, t.view(-1, 1, 1, 1, 1))
         x0_hat[:, :, :1] = x0[:, :, :1]
         frames = model.codec.decode(x0_hat)[:, 1:]
         err = float((frames - video[:, 1:]).square().mean())
@@ -74,7 +72,7 @@ def main() -> None:
     torch.set_num_threads(1)
     model = WorldModel.from_pretrained(args.model).eval()
     clips = load_eval_clips(args.worlds, model.config.num_frames, model.config.height)[: args.clips]
-    video = torch.from_numpy(np.stack([c.frames for c in clips])).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
+    video = first_chunks(model, clips)[0]
     print(f"ground truth: roughness {roughness(video[:, 1:]):.4f}")
     for t in args.times:
         r = high_noise_error(model, clips, t=t, draws=2)

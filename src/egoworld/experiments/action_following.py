@@ -37,14 +37,17 @@ def _mean_psnr(pred_THW3: np.ndarray, gt_THW3: np.ndarray, frames) -> float:
 
 
 def mirrored_gap(
-    model, clips: list[EvalClip], seeds: list[int], *, batch_size: int = 8, frames=GAP_FRAMES
+    model, clips: list[EvalClip], seeds: list[int], *, batch_size: int = 8, frames=GAP_FRAMES, keep: int = 0
 ) -> dict:
     """PSNR under true vs mirrored actions per world and seed.
 
     Returns {"per_world": {seed: {clip: {"true", "mirrored", "gap"}}}, "gap": [mean, std over seeds],
-    "share_positive": share of (world, seed) pairs whose gap is > 0}.
+    "share_positive": share of (world, seed) pairs whose gap is > 0}; with `keep` > 0 also "videos":
+    [(clip, true-action rollout, mirrored rollout)] of the first `keep` clips at the first seed, the
+    rollouts scored (uint8 `[N, H, W, 3]`, not JSON).
     """
     per_world: dict = {}
+    videos = []
     for seed in seeds:
         rows = {}
         for start in range(0, len(clips), batch_size):
@@ -56,29 +59,27 @@ def mirrored_gap(
             for c, p, pm in zip(part, pred, pred_m):
                 t, m = _mean_psnr(p, c.frames, frames), _mean_psnr(pm, c.frames, frames)
                 rows[c.name] = {"true": t, "mirrored": m, "gap": t - m}
+                if seed == seeds[0] and len(videos) < keep:
+                    videos.append((c, p, pm))
         per_world[seed] = rows
     means = [float(np.mean([r["gap"] for r in rows.values()])) for rows in per_world.values()]
     gaps = [r["gap"] for rows in per_world.values() for r in rows.values()]
-    return {
+    out = {
         "per_world": per_world,
         "gap": [float(np.mean(means)), float(np.std(means))],
         "share_positive": float(np.mean([g > 0 for g in gaps])),
     }
+    return {**out, "videos": videos} if keep else out
 
 
-def rollout_strips(
-    model, clips: list[EvalClip], *, seed: int = 0, every: int = 2, tile: int = 96
-) -> np.ndarray:
-    """A picture of what `mirrored_gap` scores: per clip, rows ground truth / rollout under the true
-    actions / under the mirrored ones, frames 0, `every`, 2 `every`, ... (uint8 `[H, W, 3]`)."""
+def rollout_strips(videos, *, every: int = 2, tile: int = 96) -> np.ndarray:
+    """A picture of what `mirrored_gap` scores, from its "videos" [(clip, true-action rollout,
+    mirrored rollout)]: per clip, rows ground truth / true actions / mirrored actions, frames 0,
+    `every`, 2 `every`, ... (uint8 `[H, W, 3]`)."""
     import cv2
 
-    images = np.stack([c.frames[0] for c in clips])
-    true = np.stack([c.actions for c in clips])
-    pred = rollout_batch(model, images, true, seed=seed)
-    pred_m = rollout_batch(model, images, mirror_nav(true), seed=seed)
     rows = []
-    for c, p, pm in zip(clips, pred, pred_m):
+    for c, p, pm in videos:
         for label, video in ((c.name, c.frames), ("true actions", p), ("mirrored", pm)):
             tiles = [cv2.resize(f, (tile, tile), interpolation=cv2.INTER_NEAREST) for f in video[::every]]
             text = np.full((tile, 120, 3), 255, np.uint8)
@@ -86,6 +87,19 @@ def rollout_strips(
             rows.append(np.concatenate([text, *tiles], axis=1))
         rows.append(np.full((6, rows[-1].shape[1], 3), 255, np.uint8))
     return np.concatenate(rows[:-1], axis=0)
+
+
+def first_chunks(model, clips: list[EvalClip], *, mirrored: bool = False):
+    """(video `[B, F, 3, H, W]` in [-1, 1], model-scale actions `[B, F, D]`) of each clip's first
+    chunk of the model's F frames, on the model's device; `mirrored`: the actions mirrored."""
+    import torch
+
+    f = model.config.num_frames
+    frames = torch.from_numpy(np.stack([c.frames[:f] for c in clips])).permute(0, 1, 4, 2, 3)
+    video = frames.float().div(127.5).sub(1).to(model.device)
+    flip = mirror_nav if mirrored else (lambda a: a)
+    actions = torch.stack([model.chunk_actions(flip(c.actions[:f]))[0] for c in clips]).to(model.device)
+    return video, actions
 
 
 def action_loss_gap(model, clips: list[EvalClip], *, draws: int = 8, seed: int = 0) -> dict:
@@ -105,12 +119,8 @@ def action_loss_gap(model, clips: list[EvalClip], *, draws: int = 8, seed: int =
     usable = [c for c in clips if len(c.frames) >= f]
     if not usable:
         raise ValueError(f"no clip has the model's {f} frames")
-    frames = torch.from_numpy(np.stack([c.frames[:f] for c in usable])).permute(0, 1, 4, 2, 3)
-    frames = frames.float().div(127.5).sub(1).to(model.device)  # [B, F, 3, H, W]
-    true = torch.stack([model.chunk_actions(c.actions[:f])[0] for c in usable]).to(model.device)
-    mirrored = torch.stack([model.chunk_actions(mirror_nav(c.actions[:f]))[0] for c in usable]).to(
-        model.device
-    )
+    frames, true = first_chunks(model, usable)
+    mirrored = first_chunks(model, usable, mirrored=True)[1]
     losses = {"true": [], "mirrored": []}
     with torch.no_grad():
         for d in range(draws):
@@ -147,11 +157,8 @@ def high_noise_error(
     family = model.family
     if not hasattr(family, "flow_velocity"):
         raise ValueError(f"high_noise_error needs a flow family (cosmos, wan); got {family.name}")
-    f = model.config.num_frames
-    frames = torch.from_numpy(np.stack([c.frames[:f] for c in clips])).permute(0, 1, 4, 2, 3)
-    video = frames.float().div(127.5).sub(1).to(model.device)  # [B, F, 3, H, W]
-    flip = mirror_nav if mirrored else (lambda a: a)
-    actions = torch.stack([model.chunk_actions(flip(c.actions[:f]))[0] for c in clips]).to(model.device)
+    video, actions = first_chunks(model, clips, mirrored=mirrored)
+    flow = family.objective
     errors = []
     with torch.no_grad():
         x0 = model.codec.encode(video)  # [B, C, T, h, w]
@@ -159,9 +166,9 @@ def high_noise_error(
         for d in range(draws):
             g = torch.Generator(device="cpu").manual_seed(seed + d)
             eps = torch.randn(x0.shape, generator=g).to(x0)
-            x_t = (1 - t) * x0 + t * eps
+            x_t = flow.interpolate(x0, eps, t)
             tt = torch.full((len(clips),), t, device=x0.device)
-            x0_hat = x_t - t * family.flow_velocity(model, x_t, tt, cond, actions, None)
+            x0_hat = flow.x0_from_velocity(x_t, family.flow_velocity(model, x_t, tt, cond, actions, None), t)
             x0_hat[:, :, :1] = x0[:, :, :1]  # the conditioning frame is given
             errors.append(float(((model.codec.decode(x0_hat) - video)[:, 1:] ** 2).mean()))
     copy = float(((video[:, :1] - video[:, 1:]) ** 2).mean())
@@ -238,7 +245,8 @@ def evaluate_action_following(
     Rows scored with SCS/PSNR/SSIM (`egoworld.experiments.evaluation`): the model under the true
     actions, the same model with zero actions, the `baseline_dir` model (the same architecture trained
     without actions) when given, and "copy first frame". Probes start from `probe_images_BHW3`
-    (default: each world's first frame). "figure" is `rollout_strips` of the first 3 worlds.
+    (default: each world's first frame). "figure" is `rollout_strips` of the first 3 worlds' scored
+    rollouts at the first seed.
     """
     from egoworld.data.nwm import world_description
     from egoworld.experiments.evaluation import load_eval_clips
@@ -258,14 +266,16 @@ def evaluate_action_following(
     if baseline_dir is not None:
         rows["no-action baseline"] = _scores(WorldModel.from_pretrained(baseline_dir).eval(), clips, seeds)
     images = probe_images_BHW3 if probe_images_BHW3 is not None else np.stack([c.frames[0] for c in clips])
+    mirrored = mirrored_gap(model, clips, seeds, keep=3)
+    videos = mirrored.pop("videos")
     return {
         "worlds": str(worlds_dir),
         "episodes": len(clips),
         "seeds": seeds,
-        "mirrored": mirrored_gap(model, clips, seeds),
+        "mirrored": mirrored,
         "probes": probe_images(model, images, seeds, spacing),
         "rows": rows,
-        "figure": rollout_strips(model, clips[:3], seed=seeds[0]),  # not JSON: the caller saves it
+        "figure": rollout_strips(videos),  # not JSON: the caller saves it
     }
 
 
