@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def save_tiny_depth_anything(folder: Path) -> Path:
-    """A randomly initialised Depth Anything (DINOv2 backbone) + processor, saved with save_pretrained."""
+def save_tiny_depth_anything(folder: Path, **config) -> Path:
+    """A randomly initialised Depth Anything (DINOv2 backbone) + processor, saved with save_pretrained;
+    `config` goes to DepthAnythingConfig (e.g. depth_estimation_type="metric", max_depth=2)."""
     from transformers import (
         DepthAnythingConfig,
         DepthAnythingForDepthEstimation,
@@ -31,6 +32,7 @@ def save_tiny_depth_anything(folder: Path) -> Path:
         head_hidden_size=8,
         reassemble_hidden_size=32,
         patch_size=14,
+        **config,
     )
     DepthAnythingForDepthEstimation(config).save_pretrained(folder)
     DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=False).save_pretrained(folder)

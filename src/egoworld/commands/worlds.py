@@ -15,6 +15,7 @@ egoworld worlds generate --task nav --out worlds/nav --episodes 8 --frames 32 --
 egoworld worlds generate --task tabletop --out worlds/tabletop --episodes 2 --frames 17 --size 32
 egoworld worlds generate --task tabletop --format egodex --out worlds/egodex --episodes 2 --size 32
 egoworld worlds generate --task tabletop --format plain --no-poses --out worlds/plain --episodes 2 --size 96
+egoworld worlds generate --task tabletop --format plain --no-hands --out worlds/nohands --episodes 2 --size 96
 egoworld worlds generate --task nav --trajectory circle --textures my_paintings/ --out worlds/gallery
 """
 
@@ -84,6 +85,11 @@ def register(subparsers) -> None:
         action="store_true",
         help="--format plain only: leave cam_to_world out (sim prepare then estimates the poses)",
     )
+    gen.add_argument(
+        "--no-hands",
+        action="store_true",
+        help="--format plain only: leave hands and hand_confidence out (for `sim estimate-hands`)",
+    )
     gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     gen.set_defaults(func=run)
     parser.set_defaults(func=lambda args: _help(parser))
@@ -116,11 +122,18 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.no_poses and args.format != "plain":
         raise ValueError(f"--no-poses applies to --format plain; got --format {args.format}")
+    if args.no_hands and args.format != "plain":
+        raise ValueError(f"--no-hands applies to --format plain; got --format {args.format}")
     if args.format in ("egodex", "plain"):
         from egoworld.worlds.egodex_export import generate_recorded
 
         desc = generate_recorded(
-            spec, args.out, layout=args.format, poses=not args.no_poses, progress=not args.no_progress
+            spec,
+            args.out,
+            layout=args.format,
+            poses=not args.no_poses,
+            hands=not args.no_hands,
+            progress=not args.no_progress,
         )
     else:
         desc = generate(spec, args.out, progress=not args.no_progress)

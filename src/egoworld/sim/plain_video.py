@@ -20,6 +20,14 @@ with ``np.load(path, allow_pickle=False)``; the keys read (all others are ignore
 N is the video's frame count. There are no forearm joints in this layout (the hand masks estimate
 the forearm from the hand, `egoworld.sim.hand_mask.estimate_forearms`). Every refusal is one
 `ValueError` naming the file, the key, what it holds and what was expected.
+
+Where `hands` come from: any per-frame hand estimator that gives 3-D joints in camera coordinates,
+or `egoworld sim estimate-hands ROOT --pose-model DIR (--depth D | --depth-model M)`
+(`egoworld.sim.estimate_hands`), which fills in `hands` and `hand_confidence` of npz files that
+hold only `K` (and perhaps `cam_to_world`, `prompt`): 2-D keypoints of a COCO-WholeBody pose model
+lifted with metric depth (`egoworld.sim.hand_estimation`). `read_intrinsics` reads such a file
+(no `hands` needed) and `write_hands` rewrites it; `read_episode`, which `sim prepare` uses, keeps
+requiring `hands`.
 """
 
 from __future__ import annotations
@@ -215,3 +223,48 @@ def check_in_front(episode: PlainEpisode, min_confidence: float = 0.5, min_fract
             f"{episode.npz}: only {100 * fraction:.0f}% of the confident hand joints have z > 0; expected "
             "hands in each frame's camera coordinates with OpenCV axes (x right, y down, z forward)"
         )
+
+
+def read_intrinsics(npz: str | Path) -> tuple[np.ndarray, bool, int | None]:
+    """(K [3, 3], whether the file holds `hands`, frames of `cam_to_world` or None) of an npz that may
+    lack `hands`: the input of `egoworld sim estimate-hands`. K and the shape of `cam_to_world` are
+    checked as in `read_episode`; `hands` (when present) is not read."""
+    npz = Path(npz)
+    arrays = _load(npz)
+    K = _check_K(npz, _checked(npz, arrays, "K", (3, 3), "the intrinsics of the video frames"))
+    cams = _checked(npz, arrays, "cam_to_world", (None, 4, 4), "camera-to-world poses, one per video frame")
+    return K, "hands" in arrays, None if cams is None else len(cams)
+
+
+def write_hands(npz: str | Path, hands: np.ndarray, confidence: np.ndarray) -> None:
+    """Rewrite `npz` with `hands` [N, 2, 21, 3] (camera coordinates, metres, NaN = unknown) and
+    `hand_confidence` [N, 2, 21] in [0, 1]; every other key is kept as it was (the file is read with
+    ``allow_pickle=False``). The new file is written beside the old one and renamed onto it
+    (`os.replace`), so a failure leaves the old file untouched; a compressed file stays compressed."""
+    import zipfile
+
+    from egoworld.io_utils import atomic_path, check_npz_sizes
+
+    npz = Path(npz)
+    hands = np.asarray(hands, dtype=np.float64)
+    confidence = np.asarray(confidence, dtype=np.float64)
+    n = len(hands)
+    if hands.shape != (n, 2, 21, 3) or confidence.shape != (n, 2, 21):
+        raise ValueError(
+            f"hands {list(hands.shape)} and hand_confidence {list(confidence.shape)}; expected "
+            "[N, 2, 21, 3] and [N, 2, 21]"
+        )
+    if not (np.isfinite(confidence).all() and (confidence >= 0).all() and (confidence <= 1).all()):
+        raise ValueError("hand_confidence holds values outside [0, 1]; expected [N, 2, 21] in [0, 1]")
+    check_npz_sizes(npz, "plain-layout file")
+    try:
+        with zipfile.ZipFile(npz) as zf:
+            compressed = any(i.compress_type != zipfile.ZIP_STORED for i in zf.infolist())
+        with np.load(npz, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as err:
+        raise ValueError(f"{npz}: not a readable .npz ({err}); expected the arrays {list(KEYS)}") from None
+    arrays.update(hands=hands, hand_confidence=confidence)
+    save = np.savez_compressed if compressed else np.savez
+    with atomic_path(npz, suffix=".npz") as tmp:
+        save(tmp, **arrays)

@@ -24,13 +24,15 @@ float64 computed from the float32 EgoDex values above, so both layouts describe 
 
     K                [3, 3]          camera/intrinsic
     hands            [N, 2, 21, 3]   the joints in each frame's camera coordinates (OpenCV axes);
-                                     left hand NaN
-    hand_confidence  [N, 2, 21]      1 visible, 0 hidden (left hand 0)
+                                     left hand NaN (left out with hands=False, `--no-hands`)
+    hand_confidence  [N, 2, 21]      1 visible, 0 hidden (left hand 0; left out with `--no-hands`)
     cam_to_world     [N, 4, 4]       transforms/camera (left out with poses=False, `--no-poses`)
     prompt           []              the llm_description above, a unicode string
 
-and ``depth/`` and ``synthetic/`` are as above (options.format = "plain", options.poses). No
-forearm joint is written (the plain layout has none).
+and ``depth/`` and ``synthetic/`` are as above (options.format = "plain", options.poses, and
+options.hands = false with `--no-hands`). No forearm joint is written (the plain layout has none).
+Without hands the files are the input of `egoworld sim estimate-hands`, with the ground-truth
+depth beside them for its `--depth` and the ground-truth joints in ``synthetic/``.
 
 The synthetic hand is a right hand (`egoworld.worlds.hands.convention`); no left-hand keys are
 written. The world frame is turned from MuJoCo's z-up to ARKit's y-up (x kept, y_new = z,
@@ -64,9 +66,9 @@ Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  #
 LAYOUTS = ("egodex", "plain")
 
 
-def check_request(spec: WorldSpec, layout: str = "egodex", poses: bool = True) -> None:
-    """ValueError unless `spec` can be written in `layout` (the tabletop hand; poses left out only
-    in the plain layout)."""
+def check_request(spec: WorldSpec, layout: str = "egodex", poses: bool = True, hands: bool = True) -> None:
+    """ValueError unless `spec` can be written in `layout` (the tabletop hand; poses or hands left out
+    only in the plain layout)."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r}; expected one of {LAYOUTS}")
     if spec.task != "tabletop":
@@ -81,6 +83,11 @@ def check_request(spec: WorldSpec, layout: str = "egodex", poses: bool = True) -
     if not poses and layout != "plain":
         raise ValueError(
             "--no-poses applies to --format plain (EgoDex files always hold camera poses); got --format "
+            f"{layout}"
+        )
+    if not hands and layout != "plain":
+        raise ValueError(
+            "--no-hands applies to --format plain (EgoDex files always hold hand joints); got --format "
             f"{layout}"
         )
     validate(spec)
@@ -132,9 +139,10 @@ def write_hdf5(path: Path, result: dict) -> None:
         f.attrs["llm_description"] = result["description"]
 
 
-def write_plain(path: Path, result: dict, *, poses: bool = True) -> None:
+def write_plain(path: Path, result: dict, *, poses: bool = True, hands: bool = True) -> None:
     """One episode in the plain layout (`egoworld.sim.plain_video`): the values `write_hdf5` writes,
-    with the hand joints in each frame's camera coordinates; `cam_to_world` only with `poses`."""
+    with the hand joints in each frame's camera coordinates; `cam_to_world` only with `poses`,
+    `hands` and `hand_confidence` only with `hands`."""
     from egoworld.sim.camera import world_to_camera
     from egoworld.sim.egodex import SIDES
 
@@ -142,18 +150,22 @@ def write_plain(path: Path, result: dict, *, poses: bool = True) -> None:
     cams = a["camera"].astype(np.float64)  # [N, 4, 4]
     world = a["joints"][:, :, :3, 3].astype(np.float64)  # [N, 21, 3]
     n, side = len(cams), SIDES.index(SIDE)
-    hands = np.full((n, 2, 21, 3), np.nan)
-    hands[:, side] = world_to_camera(world, cams)
-    confidence = np.zeros((n, 2, 21))
-    confidence[:, side] = a["visible"]
-    arrays = {"K": a["K"].astype(np.float64), "hands": hands, "hand_confidence": confidence}
+    arrays = {"K": a["K"].astype(np.float64)}
+    if hands:
+        joints = np.full((n, 2, 21, 3), np.nan)
+        joints[:, side] = world_to_camera(world, cams)
+        confidence = np.zeros((n, 2, 21))
+        confidence[:, side] = a["visible"]
+        arrays.update(hands=joints, hand_confidence=confidence)
     arrays["prompt"] = np.str_(result["description"])  # a unicode array: loads without pickle
     if poses:
         arrays["cam_to_world"] = cams
     np.savez(path, **arrays)
 
 
-def export_episode(out: Path, *, index: int, layout: str = "egodex", poses: bool = True, **kwargs) -> dict:
+def export_episode(
+    out: Path, *, index: int, layout: str = "egodex", poses: bool = True, hands: bool = True, **kwargs
+) -> dict:
     """Render episode `index` into `out/synthetic/` and write its files in `layout` into `out`."""
     from egoworld.worlds import tabletop, writers
 
@@ -167,7 +179,7 @@ def export_episode(out: Path, *, index: int, layout: str = "egodex", poses: bool
     if layout == "egodex":
         write_hdf5(out / TASK_FOLDER / f"{index}.hdf5", result)
     else:
-        write_plain(out / TASK_FOLDER / f"{index}.npz", result, poses=poses)
+        write_plain(out / TASK_FOLDER / f"{index}.npz", result, poses=poses, hands=hands)
     depth = out / DEPTH_FOLDER / TASK_FOLDER / f"{index}.npy"
     depth.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(folder / "gt" / "depth.npy", depth)
@@ -192,22 +204,31 @@ def generate_egodex(spec: WorldSpec, out: str | Path, *, progress: bool = True) 
 
 
 def generate_recorded(
-    spec: WorldSpec, out: str | Path, *, layout: str = "egodex", poses: bool = True, progress: bool = True
+    spec: WorldSpec,
+    out: str | Path,
+    *,
+    layout: str = "egodex",
+    poses: bool = True,
+    hands: bool = True,
+    progress: bool = True,
 ) -> dict:
     """Generate `spec` (tabletop, hand) into folder `out` in `layout` ("egodex" | "plain"; `poses`
-    False leaves cam_to_world out of the plain files); returns the description with "status"
-    ("created", or "unchanged" when `out` already holds the same dataset)."""
+    False leaves cam_to_world out of the plain files, `hands` False hands and hand_confidence);
+    returns the description with "status" ("created", or "unchanged" when `out` already holds the
+    same dataset)."""
     from tqdm.auto import tqdm
 
     from egoworld.worlds import textures as tex
 
-    check_request(spec, layout, poses)
+    check_request(spec, layout, poses, hands)
     out = Path(out)
     images = tex.load_folder(spec.textures) if spec.textures is not None else None
     desc = describe(spec, tex.digest(images) if images else "procedural")
     desc["options"] = {**desc["options"], "format": layout}
     if layout == "plain":
         desc["options"]["poses"] = bool(poses)
+        if not hands:  # recorded only when left out: earlier plain datasets keep their identity
+            desc["options"]["hands"] = False
     old = existing(out)
     if old is not None:
         if dataset_identity(old) == dataset_identity(desc):
@@ -219,6 +240,7 @@ def generate_recorded(
         )
     common = {"seed": spec.seed, "frames": spec.frames, "size": spec.size, "textures": images}
     common.update(effector="hand", camera=spec.options.get("camera", "still"), layout=layout, poses=poses)
+    common["hands"] = hands
     with atomic_dir(out) as tmp:
         jobs = [(str(tmp), {"index": i, **common}) for i in range(spec.episodes)]
         bar = tqdm(total=len(jobs), desc=f"worlds tabletop ({layout})", unit="episode", disable=not progress)
@@ -244,7 +266,11 @@ def generate_recorded(
             "items": results,
         }
         if layout == "plain":
-            desc["hands"] = "camera coordinates of each frame (OpenCV axes)"
+            desc["hands"] = (
+                "camera coordinates of each frame (OpenCV axes)"
+                if hands
+                else "omitted (sim estimate-hands estimates them; ground truth in synthetic/)"
+            )
             desc["cam_to_world"] = "y-up world" if poses else "omitted (sim prepare estimates them)"
         (tmp / WORLD_FILE).write_text(json.dumps(desc, indent=1) + "\n")
     log.info("wrote %d tabletop episodes in the %s layout to %s", spec.episodes, layout, out)

@@ -1,5 +1,5 @@
 """`egoworld sim …`: the EgoSim closed loop and states from synthetic episodes (here); one module per
-other subcommand: `train_observe`, `prepare`, `convert_inp`.
+other subcommand: `train_observe`, `prepare`, `estimate_hands`, `convert_inp`.
 
     egoworld sim --state S.npz --actions A.npz --clips K --out DIR [--model DIR] [--episode EP]
                  [--prompt TEXT --text-encoder DIR]
@@ -7,6 +7,7 @@ other subcommand: `train_observe`, `prepare`, `convert_inp`.
     egoworld sim train-observe --data DIR --out MODEL [--run-dir RUN] [--preset tiny-pixel] [--budget S]
     egoworld sim prepare DIR --out PREP --size H W --frames N (--depth D | --depth-model M) [--layout L]
     egoworld sim prepare --check DIR
+    egoworld sim estimate-hands ROOT --pose-model DIR (--depth D | --depth-model M) [--overwrite]
 
 The actions file (npz): `camera_poses` [N, 4, 4] camera-to-world (OpenCV axes) and either
 `hand_keypoints` [N, 21, 3] / [N, 2, 21, 3] (world metres, OpenPose order) or `gripper_poses`
@@ -152,10 +153,11 @@ def register(subparsers) -> None:
     )
     b.set_defaults(func=run_build_state)
 
-    from egoworld.commands.sim import convert_inp, prepare, train_observe
+    from egoworld.commands.sim import convert_inp, estimate_hands, prepare, train_observe
 
     train_observe.register(sub, voxel_help)
     prepare.register(sub, voxel_help)
+    estimate_hands.register(sub)
     convert_inp.register(sub)
 
 
