@@ -323,7 +323,8 @@ class WorldModel(nn.Module):
 
     def _image_tensor(self, image) -> torch.Tensor:
         """uint8 [H, W, 3] -> [1, 3, H, W] in [-1, 1] on the model's device."""
-        img = torch.as_tensor(np.asarray(image)).permute(2, 0, 1)[None].float()
+        pixels = np.array(image, dtype=np.float32)  # a copy: arrays from PIL images are read-only
+        img = torch.from_numpy(pixels).permute(2, 0, 1)[None]
         return img.div(127.5).sub(1).to(self.device)
 
     def _sample(self, cond_BCHW, actions_FD, state_S, steps, guidance, generator, bar) -> torch.Tensor:
