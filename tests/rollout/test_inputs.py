@@ -260,7 +260,7 @@ def test_check_device_lists_what_exists():
 
 
 def nav_model(spacing=0.15):
-    """Statistics like the shipped demo-nav model: forward steps of 0..1.37 units (0.2 m at 0.15 m)."""
+    """Statistics like the first demo-nav model: forward steps of 0..1.37 units (0.2 m at 0.15 m)."""
     normalizer = ActionNormalizer(
         "meanstd",
         mean=[0.93, 0.01, 0.02],
