@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +11,10 @@ import torch
 import egoworld.world_model  # noqa: F401  (diffusers before MuJoCo's EGL: see internet_prior.py)
 from egoworld.cli import main
 from egoworld.experiments.budgets import BUDGETS, get_budget
-from egoworld.experiments.internet_prior import run_internet_prior
+from egoworld.experiments.internet_prior import prepare_data, run_internet_prior
 from egoworld.world_model import WorldModel
+
+DIT_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "dit"
 
 
 @pytest.fixture
@@ -67,4 +70,37 @@ def test_cli_refuses_bad_budget_and_missing_models(tmp_path, capsys):
     assert "run the 'prior' stage" in capsys.readouterr().err
     with pytest.raises(ValueError, match="budget 'huge'"):
         get_budget("huge")
-    assert set(BUDGETS) == {"micro", "small", "full"}
+    assert set(BUDGETS) == {"micro", "small", "full", "long"}
+
+
+def test_micro_budget_with_the_shipped_models_architecture(tmp_path, one_thread):
+    """configs/experiment/dit: the pixel DiT of configs/nav-dit-residual.yaml in every stage."""
+    out = tmp_path / "exp"
+    doc = run_internet_prior(out, "micro", config_dir=DIT_CONFIGS)
+    assert "prior+finetune | paintings" in doc["rows"]
+    prior = WorldModel.from_pretrained(out / "runs" / "prior" / "final")
+    assert (prior.config.family, prior.config.flow_prediction) == ("cosmos", "x0")
+    proj = prior.denoiser.action_encoder.proj_out
+    assert not proj.weight.any() and not proj.bias.any()  # lr_actions = 0 on zero actions
+    tuned = WorldModel.from_pretrained(out / "runs" / "finetune" / "final")
+    assert tuned.denoiser.action_encoder.proj_out.weight.abs().max() > 0
+    assert tuned.normalizer.meta["action_mode"] == "cumulative"  # read as the shipped model reads
+    for run in ("finetune", "scratch"):
+        assert (out / "runs" / run / "config.yaml").read_text().count("mirror: true") == 1
+
+
+def test_nav_trajectory_of_a_budget_reaches_the_training_worlds(tmp_path):
+    """A budget's nav_trajectory is how the labeled walks move; walks of another kind are refused."""
+    from dataclasses import replace
+
+    micro = get_budget("micro")
+    assert get_budget("long").nav_trajectory == "explore" and micro.nav_trajectory is None
+    budget = replace(micro, nav_trajectory="explore", passive_worlds=1, eval_worlds=1, paintings=1)
+    paths = prepare_data(tmp_path, budget)
+    marker = json.loads((paths["nav-train"] / "egoworld_world.json").read_text())
+    assert marker["options"] == {"trajectory": "explore"}
+    eval_marker = json.loads((paths["nav-eval"] / "egoworld_world.json").read_text())
+    assert eval_marker["options"] == {}  # held-out worlds walk the default way
+    assert prepare_data(tmp_path, budget) == paths  # all there: nothing regenerated
+    with pytest.raises(FileExistsError, match="already holds a different dataset"):
+        prepare_data(tmp_path, replace(budget, nav_trajectory=None))

@@ -128,7 +128,7 @@ def test_yaml_numbers_and_presets_still_parse(tmp_path):
     cfg = load_config(path)
     assert (cfg.lr_base, cfg.lr_actions, cfg.model.P_mean, cfg.data.val_fraction) == (1e-4, 0.0, -1.0, 0.0)
     assert isinstance(cfg.lr_actions, float) and isinstance(cfg.model.P_mean, float)
-    for preset in sorted((CONFIGS / "experiment").glob("*.yaml")):
+    for preset in sorted((CONFIGS / "experiment").rglob("*.yaml")):
         load_config(preset)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from egoworld.cli import add_command, int_in
+from egoworld.experiments.budgets import BUDGETS  # dataclasses only: no torch at parse time
 
 STAGE_NAMES = ("data", "prior", "scratch", "finetune", "eval")  # = internet_prior.STAGES (a test checks)
 
@@ -12,6 +13,7 @@ EXAMPLES = """
 egoworld experiment internet-prior --budget micro --out /tmp/ip-micro      # plumbing, minutes
 egoworld experiment internet-prior --budget small                          # a ~10-minute rehearsal
 egoworld experiment internet-prior --stage data --stage prior --out runs/ip # some stages only
+egoworld experiment internet-prior --configs configs/experiment/dit --budget long --out runs/ip-dit
 egoworld worlds generate --task nav --episodes 16 --frames 17 --size 64 --seed 9100 --out /tmp/nav-eval
 egoworld experiment action-following --worlds /tmp/nav-eval --out /tmp/af   # the shipped model
 """
@@ -43,9 +45,10 @@ def register(sub) -> None:
     q.add_argument(
         "--budget",
         default="full",
-        choices=("micro", "small", "full"),
+        choices=tuple(BUDGETS),
         help="full: the documented run (~1 h on 2 CPU cores); small: a ~10-minute rehearsal; "
-        "micro: plumbing only",
+        "micro: plumbing only; long: the shipped model's scale (3 x 40000 steps, a GPU job; use it "
+        "with --configs configs/experiment/dit)",
     )
     q.add_argument(
         "--configs", default=None, help="folder of the stage YAML files (default configs/experiment)"

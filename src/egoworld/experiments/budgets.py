@@ -2,7 +2,9 @@
 
 "full" is the run documented in docs/results.md (its training settings are also the defaults of
 the YAML files under configs/experiment/); "small" is a ~10-minute rehearsal; "micro" only checks
-the plumbing (tests: seconds, meaningless numbers).
+the plumbing (tests: seconds, meaningless numbers); "long" is the scale of the shipped navigation
+model (configs/nav-dit-residual.yaml: 64 explore walks, 40000 steps at batch 8), meant for the DiT
+configs under configs/experiment/dit/ and a GPU.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ class Budget:
     preset, num_frames: the SVD UNet preset and frames per generated chunk (1 condition + rest).
     passive_worlds, passive_frames: unlabeled videos for the prior (one new world each).
     nav_worlds, nav_frames: labeled navigation episodes for action fine-tuning.
+    nav_trajectory: how those episodes walk (`worlds generate --trajectory`; None: the nav default).
     eval_worlds, eval_frames: held-out episodes per domain (in-domain and paintings).
     paintings: number of painting images texturing the out-of-domain worlds.
     prior_steps, finetune_steps, batch_size: optimizer steps and clips per step.
@@ -41,6 +44,7 @@ class Budget:
     sampling_seeds: tuple[int, ...]
     inference_steps: int
     horizons: tuple[int, ...] = (2, 4, 8, 16)
+    nav_trajectory: str | None = None
 
 
 BUDGETS: dict[str, Budget] = {
@@ -96,6 +100,25 @@ BUDGETS: dict[str, Budget] = {
         prior_steps=400,
         finetune_steps=200,
         batch_size=2,
+        sampling_seeds=(0, 1),
+        inference_steps=12,
+    ),
+    "long": Budget(
+        size=32,
+        render_size=64,
+        preset="small",
+        num_frames=9,
+        passive_worlds=200,
+        passive_frames=40,
+        nav_worlds=64,
+        nav_frames=40,
+        nav_trajectory="explore",
+        eval_worlds=16,
+        eval_frames=17,
+        paintings=16,
+        prior_steps=40000,
+        finetune_steps=40000,
+        batch_size=8,
         sampling_seeds=(0, 1),
         inference_steps=12,
     ),

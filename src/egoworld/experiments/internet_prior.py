@@ -63,7 +63,13 @@ def prepare_data(out: Path, budget: Budget, workers: int = 1) -> dict[str, Path]
     write_paintings(paths["paintings"], budget.paintings, seed=SEEDS["paintings"])
     specs = {
         "passive": WorldSpec("passive", budget.passive_worlds, budget.passive_frames, budget.render_size),
-        "nav-train": WorldSpec("nav", budget.nav_worlds, budget.nav_frames, budget.render_size),
+        "nav-train": WorldSpec(
+            "nav",
+            budget.nav_worlds,
+            budget.nav_frames,
+            budget.render_size,
+            options={"trajectory": budget.nav_trajectory} if budget.nav_trajectory else {},
+        ),
         "nav-eval": WorldSpec("nav", budget.eval_worlds, budget.eval_frames, budget.render_size),
         "nav-paintings": WorldSpec(
             "nav",
@@ -97,6 +103,8 @@ def _generated_already(folder: Path, spec) -> bool:
         "frames": spec.frames,
         "size": spec.size,
     }
+    if spec.options.get("trajectory") != have.get("options", {}).get("trajectory"):
+        return False
     if any(have.get(k) != v for k, v in want.items()) or (have.get("textures") == "procedural") != (
         spec.textures is None
     ):
@@ -132,7 +140,7 @@ def stage_config(name: str, out: Path, budget: Budget, config_dir: Path, data: d
         "model.height": budget.size,
         "model.width": budget.size,
         "model.num_inference_steps": budget.inference_steps,
-        "checkpoint_every": max(1, min(100, budget.prior_steps // 4)),
+        "checkpoint_every": max(1, min(500, budget.prior_steps // 4)),
     }
     if name == "finetune":
         overrides["init_from"] = out / "runs" / "prior" / "final"
