@@ -72,10 +72,16 @@ def test_experiment_end_to_end_on_a_tiny_model(tmp_path, one_thread, capsys):
     )
     WorldModel.build(config).save_pretrained(tmp_path / "model")
     out, model = tmp_path / "af", str(tmp_path / "model")
+    paintings = tmp_path / "paintings"  # probes from any image: 3 of other sizes, resized and cropped
+    paintings.mkdir()
+    for i, (w, h) in enumerate([(48, 40), (20, 64), (32, 32)]):
+        cv2.imwrite(str(paintings / f"p{i}.png"), cv2.resize(_texture(), (w, h)))
+    (paintings / "notes.txt").write_text("not an image")
     assert main(["experiment", "action-following", "--worlds", str(worlds), "--model", model,
-                 "--out", str(out), "--seeds", "1"]) == 0  # fmt: skip
+                 "--out", str(out), "--seeds", "1", "--probe-images", str(paintings)]) == 0  # fmt: skip
     doc = json.loads((out / "results.json").read_text())
     assert doc["episodes"] == 2 and set(doc["probes"]["correct"]) == {"turn_left", "turn_right", "forward"}
+    assert doc["probes_from"] == str(paintings) and len(doc["probes"]["per_image"]["turn_left"][0]) == 3
     assert set(doc["rows"]) == {"model", "model, zero actions", "copy first frame"}
     gaps = [r["gap"] for r in doc["mirrored"]["per_world"]["0"].values()]
     assert len(gaps) == 2 and all(np.isfinite(gaps))
@@ -99,6 +105,21 @@ def test_cli_refuses_a_folder_that_is_not_nav_worlds(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "generated nav dataset" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_refuses_probe_images_that_are_not_images(tmp_path, capsys):
+    worlds = tmp_path / "worlds"
+    assert main(["worlds", "generate", "--task", "nav", "--episodes", "1", "--frames", "9", "--size", "32",
+                 "--out", str(worlds), "--no-progress"]) == 0  # fmt: skip
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "a.txt").write_text("x")
+    for folder, message in ((empty, "no images"), (tmp_path / "missing", "not a folder")):
+        args = ["experiment", "action-following", "--worlds", str(worlds), "--out", str(tmp_path / "o")]
+        assert main([*args, "--probe-images", str(folder)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0] and "--probe-images" in err[0]
+        assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("residual", [None, 2.0])

@@ -85,6 +85,11 @@ def register(sub) -> None:
     f.add_argument(
         "--baseline", default=None, help="the same architecture trained without actions (optional)"
     )
+    f.add_argument(
+        "--probe-images",
+        default=None,
+        help="folder of images to start the turn/forward probes from (default: each world's first frame)",
+    )
     f.add_argument("--out", required=True, help="output folder for results.json, results.md and rollouts.png")
     f.add_argument("--seeds", type=int_in(1, 16), default=2, help="sampling seeds 0..N-1 (default 2)")
     f.add_argument("--threads", type=int_in(1, 1024), default=1, help="torch threads (default 1)")
@@ -165,6 +170,10 @@ def run_action_following(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; expected a folder")
+    if args.probe_images is not None:
+        from egoworld.experiments.action_following import probe_image_files
+
+        probe_image_files(args.probe_images)  # a missing or empty folder: one line before any work
 
     import torch
     from PIL import Image
@@ -175,7 +184,11 @@ def run_action_following(args) -> int:
 
     torch.set_num_threads(args.threads)
     result = evaluate_action_following(
-        model_dir or SHIPPED_MODEL, worlds, seeds=range(args.seeds), baseline_dir=baseline
+        model_dir or SHIPPED_MODEL,
+        worlds,
+        seeds=range(args.seeds),
+        baseline_dir=baseline,
+        probe_folder=args.probe_images,
     )
     figure = result.pop("figure")
     report = markdown_report(result)

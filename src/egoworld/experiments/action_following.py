@@ -21,6 +21,7 @@ import numpy as np
 from egoworld.actions.spaces import mirror_nav
 from egoworld.experiments.evaluation import EvalClip, rollout_batch
 
+FIRST_FRAMES = "the worlds' first frames"  # where the probes start unless a folder is given
 GAP_FRAMES = tuple(range(4, 17))  # frames scored by the mirrored-action test (issue 14: 4..16)
 PROBES = {  # name -> script for `egoworld.rollout.parse_script`
     "turn_left": "turn_left 15deg x16",
@@ -237,16 +238,32 @@ def _scores(model, clips: list[EvalClip], seeds: list[int], kind: str = "model",
     }
 
 
+def probe_image_files(folder) -> list:
+    """The images in `folder` (sorted by name) to start the probes from; one clear error otherwise."""
+    from pathlib import Path
+
+    from egoworld.worlds.textures import IMAGE_SUFFIXES
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--probe-images {folder}: not a folder; expected a folder of images")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"--probe-images {folder}: no images; expected files ending in {IMAGE_SUFFIXES}")
+    return files
+
+
 def evaluate_action_following(
-    model_dir, worlds_dir, *, seeds=(0, 1), frames: int = 17, baseline_dir=None, probe_images_BHW3=None
+    model_dir, worlds_dir, *, seeds=(0, 1), frames: int = 17, baseline_dir=None, probe_folder=None
 ) -> dict:
     """Every measurement of this module for the model at `model_dir` on the nav worlds at `worlds_dir`.
 
     Rows scored with SCS/PSNR/SSIM (`egoworld.experiments.evaluation`): the model under the true
     actions, the same model with zero actions, the `baseline_dir` model (the same architecture trained
-    without actions) when given, and "copy first frame". Probes start from `probe_images_BHW3`
-    (default: each world's first frame). "figure" is `rollout_strips` of the first 3 worlds' scored
-    rollouts at the first seed.
+    without actions) when given, and "copy first frame". Probes start from the images in
+    `probe_folder` (resized and centre-cropped as `egoworld rollout --image` does; default: each
+    world's first frame). "figure" is `rollout_strips` of the first 3 worlds' scored rollouts at the
+    first seed.
     """
     from egoworld.data.nwm import world_description
     from egoworld.experiments.evaluation import load_eval_clips
@@ -265,7 +282,13 @@ def evaluate_action_following(
     }
     if baseline_dir is not None:
         rows["no-action baseline"] = _scores(WorldModel.from_pretrained(baseline_dir).eval(), clips, seeds)
-    images = probe_images_BHW3 if probe_images_BHW3 is not None else np.stack([c.frames[0] for c in clips])
+    if probe_folder is not None:
+        from egoworld.rollout import load_image
+
+        h, w = model.config.height, model.config.width
+        images = np.stack([load_image(p, h, w) for p in probe_image_files(probe_folder)])
+    else:
+        images = np.stack([c.frames[0] for c in clips])
     mirrored = mirrored_gap(model, clips, seeds, keep=3)
     videos = mirrored.pop("videos")
     return {
@@ -274,6 +297,7 @@ def evaluate_action_following(
         "seeds": seeds,
         "mirrored": mirrored,
         "probes": probe_images(model, images, seeds, spacing),
+        "probes_from": str(probe_folder) if probe_folder is not None else FIRST_FRAMES,
         "rows": rows,
         "figure": rollout_strips(videos),  # not JSON: the caller saves it
     }
@@ -291,6 +315,7 @@ def markdown_report(result: dict, horizons=(2, 4, 8, 16)) -> str:
         f"| worlds × seeds where true actions win | {100 * m['share_positive']:.0f} % |",
     ]
     p = result["probes"]
+    lines.append(f"| probes start from | {result.get('probes_from', FIRST_FRAMES)} |")
     for name in PROBES:
         stat = "radial" if name == "forward" else "dx"
         lines.append(
