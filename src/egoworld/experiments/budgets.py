@@ -16,7 +16,8 @@ from dataclasses import dataclass
 class Budget:
     """Args:
     size: model frame side (pixels); render_size: side the worlds are rendered at (then resized).
-    preset, num_frames: the SVD UNet preset and frames per generated chunk (1 condition + rest).
+    preset, num_frames: the model preset (of the stage configs' family) and frames per generated chunk
+        (1 condition + rest).
     passive_worlds, passive_frames: unlabeled videos for the prior (one new world each).
     nav_worlds, nav_frames: labeled navigation episodes for action fine-tuning.
     nav_trajectory: how those episodes walk (`worlds generate --trajectory`; None: the nav default).
