@@ -56,7 +56,7 @@ def test_every_preset_parses_and_validates_without_torch():
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     assert report["heavy"] == []
-    configs = {Path(k).name: v for k, v in report["configs"].items()}
+    configs = {Path(k).relative_to(CONFIGS).as_posix(): v for k, v in report["configs"].items()}
     assert len(configs) == len(PRESETS) >= 12
     nwm = ["recon", "scand", "tartan_drive", "sacson"]
     assert configs["svd-xt-nav-mixture.yaml"] == ["svd", "svd-xt", nwm]
