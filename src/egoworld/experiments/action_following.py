@@ -242,12 +242,12 @@ def probe_image_files(folder) -> list:
     """The images in `folder` (sorted by name) to start the probes from; one clear error otherwise."""
     from pathlib import Path
 
-    from egoworld.worlds.textures import IMAGE_SUFFIXES
+    from egoworld.worlds.textures import IMAGE_SUFFIXES, image_files
 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"--probe-images {folder}: not a folder; expected a folder of images")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise ValueError(f"--probe-images {folder}: no images; expected files ending in {IMAGE_SUFFIXES}")
     return files

@@ -64,6 +64,11 @@ def to_png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The files in `folder` whose names end in one of `IMAGE_SUFFIXES`, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def load_folder(folder: str | Path, size: int = TEXTURE_SIZE) -> list[np.ndarray]:
     """Every image in `folder` (sorted by name), resized to uint8 [size, size, 3].
 
@@ -75,7 +80,7 @@ def load_folder(folder: str | Path, size: int = TEXTURE_SIZE) -> list[np.ndarray
         raise FileNotFoundError(f"texture folder {str(folder)!r} does not exist; expected a folder of images")
     if not folder.is_dir():
         raise NotADirectoryError(f"texture path {str(folder)!r} is not a folder; expected a folder of images")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = image_files(folder)
     if not files:
         raise ValueError(
             f"texture folder {str(folder)!r} holds no images; expected files ending in {IMAGE_SUFFIXES}"
