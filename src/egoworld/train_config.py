@@ -108,10 +108,15 @@ class MixtureEntry(DatasetConfig):
         weight: each clip drawn comes from this dataset with probability weight / (sum of the
             weights); null on every entry: each dataset in proportion to its number of clips (NWM's
             concatenation; every clip once per epoch). Give every entry a weight or none.
+        statistics_of: the name of an earlier dataset of the mixture whose action statistics this
+            one is normalised with, instead of its own: for datasets of one kind (one robot, one world
+            generator), so that an action means the same to the model whichever dataset it came from.
+            null: statistics fitted on this dataset's own actions.
     """
 
     normalization: str = "minmax"
     weight: float | None = None
+    statistics_of: str | None = None
 
 
 @dataclass
@@ -596,6 +601,11 @@ def _validate_data(d: DataConfig) -> None:
         _validate_dataset(entry, p)
         if entry.weight is not None:
             check_range(p, "weight", entry.weight, low=0, low_open=True)
+        if i == 0 and entry.statistics_of is not None:
+            raise ValueError(
+                f"{p}statistics_of={entry.statistics_of!r}: the first dataset has no earlier one to take "
+                "statistics from; expected null"
+            )
         if entry.dataset_name is not None:
             if entry.dataset_name in names:
                 raise ValueError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +52,9 @@ def mixture(recon: Path, scand: Path, **data) -> DataConfig:
     )
 
 
-def alone(path: Path, normalizer=None) -> NWMDataset:
+def alone(path: Path, normalizer=None, split: str | None = None) -> NWMDataset:
     """The dataset opened on its own, as the factory opens it (the reference for the mixture's clips)."""
-    return NWMDataset(path, horizon=MODEL.num_frames - 1, resolution=8, normalizer=normalizer)
+    return NWMDataset(path, split=split, horizon=MODEL.num_frames - 1, resolution=8, normalizer=normalizer)
 
 
 def test_weights_3_to_1_draw_clips_in_that_proportion(two_datasets):
@@ -132,6 +134,70 @@ def test_each_dataset_is_normalised_with_its_own_statistics(two_datasets):
     recon_actions = np.concatenate([train[i]["actions"][1:].numpy() for i in range(34)])
     assert recon_actions.min() >= -1 - 1e-5 and recon_actions.max() <= 1 + 1e-5  # min-max: within [-1, 1]
     assert np.isclose(recon_actions.min(0), -1, atol=1e-5).any()
+
+
+def generated_like(src: Path, dst: Path, train: list[str] | None = None) -> Path:
+    """A copy of `src` described as `egoworld worlds generate` describes its worlds (name "walks",
+    spacing 0.25), with the train split inside when `train` lists trajectories."""
+    shutil.copytree(src, dst)
+    (dst / "egoworld_world.json").write_text(
+        json.dumps({"dataset_name": "walks", "metric_waypoint_spacing": 0.25})
+    )
+    if train is not None:
+        (dst / "data_splits" / "walks" / "train").mkdir(parents=True)
+        (dst / "data_splits" / "walks" / "train" / "traj_names.txt").write_text("\n".join(train) + "\n")
+    return dst
+
+
+def test_a_dataset_of_the_same_kind_can_share_an_earlier_ones_statistics(two_datasets, tmp_path):
+    recon, scand = two_datasets
+    a = generated_like(recon, tmp_path / "a")
+    b = generated_like(
+        recon, tmp_path / "b", train=["traj_1"]
+    )  # its split, under the name it was written with
+    cfg = DataConfig(
+        val_fraction=0.0,
+        mixture=[
+            MixtureEntry(format="nwm", path=str(a), normalization="meanstd"),
+            MixtureEntry(
+                format="nwm", path=str(b), dataset_name="more", statistics_of="walks", normalization="meanstd"
+            ),
+        ],
+    )
+    stats = fit_normalizer(cfg, MODEL)
+    assert stats.dataset_names == ["walks", "more"]
+    walks, more = stats.datasets["walks"], stats.datasets["more"]
+    reference = ActionNormalizer.fit(alone(a).all_actions(), mode="meanstd")
+    np.testing.assert_allclose(walks.mean, reference.mean)
+    own = ActionNormalizer.fit(alone(b, split="train").all_actions(), mode="meanstd")
+    assert not np.allclose(own.mean, walks.mean)  # b alone would have had other statistics
+    for key in ("mean", "std", "min", "max"):
+        np.testing.assert_array_equal(getattr(more, key), getattr(walks, key))
+    # b's own facts: its name, and the spacing its world file records though the config renamed it
+    assert (
+        more.meta["dataset"] == "more"
+        and more.meta["spacing"] == 0.25
+        and more.meta["statistics_of"] == "walks"
+    )
+    back = ActionNormalizer.from_dict(stats.to_dict())  # as a checkpoint stores it
+    train, _ = build_datasets(cfg, MODEL, back)
+    assert len(train.datasets[1]) == 17  # traj_1 only (20 frames, clips of 4): b's own train split
+    raw = alone(b, split="train")
+    got = train[train.cumulative_sizes[0] + 3]["actions"].numpy()  # [T, 3]
+    np.testing.assert_allclose(got[1:], walks.normalize(raw[3]["actions"].numpy()[1:]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "entry,message",
+    [
+        ({"statistics_of": "nope"}, r"^data.mixture\[1\].statistics_of='nope' names no earlier dataset"),
+        ({"statistics_of": "recon"}, r"^data.mixture\[1\].statistics_of='recon': that dataset's spacing"),
+    ],
+)  # fmt: skip
+def test_sharing_statistics_needs_an_earlier_dataset_of_the_same_kind(two_datasets, entry, message):
+    cfg = mixture(*two_datasets, entries={1: entry})  # scand's spacing is 0.38
+    with pytest.raises(ValueError, match=message):
+        fit_normalizer(cfg, MODEL)
 
 
 def test_a_resumed_run_reads_the_table_back_and_gets_the_same_clips(two_datasets):

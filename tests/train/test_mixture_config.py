@@ -120,6 +120,7 @@ def test_a_mixture_parses_with_per_dataset_fields_and_dotted_overrides(tmp_path)
         (["--data.normalization=l2"], "is not used with data.mixture"),
         (["--data.mixture.1.action_mode=cumulative"], r"mixes action_mode values \['cumulative', 'delta'\]"),
         (["--data.mixture.0.action_mode=sideways"], r"data.mixture\[0\].action_mode='sideways' is not known"),
+        (["--data.mixture.0.statistics_of=recon"], r"\[0\].statistics_of='recon': the first dataset has no"),
     ],
 )  # fmt: skip
 def test_bad_mixtures_are_one_clear_error(tmp_path, overrides, message):

@@ -17,6 +17,7 @@ epoch and skips the batches it has already taken, as for one dataset.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -150,9 +151,36 @@ def fit_mixture_normalizer(data_cfg, model_cfg) -> ActionNormalizer:
             )
         if raw is not None:  # passive videos have no actions to check
             _prefixed(_where(i, name), check_clips, raw, entry, model_cfg)
+        if entry.statistics_of is not None:  # a dataset of the same kind as an earlier one
+            normalizer = _shared_statistics(i, entry.statistics_of, table, normalizer)
         table[name] = normalizer
         logger.info("%s: %s statistics of %d actions", _where(i, name), normalizer.mode, normalizer.count)
     return ActionNormalizer.table(table)
+
+
+def _shared_statistics(
+    i: int, source: str, table: dict[str, ActionNormalizer], own: ActionNormalizer
+) -> ActionNormalizer:
+    """Entry i's statistics when it says `statistics_of: source`: the earlier dataset's numbers, with
+    entry i's own facts (`meta`, plus where the numbers came from). Both must be of one mode and one
+    action form."""
+    if source not in table:
+        raise ValueError(
+            f"{_where(i)}.statistics_of={source!r} names no earlier dataset; expected one of {list(table)}"
+        )
+    shared = table[source]
+    for key in ("action_mode", "spacing"):
+        if shared.meta.get(key) != own.meta.get(key):
+            raise ValueError(
+                f"{_where(i)}.statistics_of={source!r}: that dataset's {key} is {shared.meta.get(key)!r}, "
+                f"this one's {own.meta.get(key)!r}; expected datasets of one kind"
+            )
+    if shared.mode != own.mode:
+        raise ValueError(
+            f"{_where(i)}.statistics_of={source!r}: normalization {shared.mode!r} there, {own.mode!r} here; "
+            "expected the same"
+        )
+    return dataclasses.replace(shared, meta={**own.meta, "statistics_of": source}, count=shared.count)
 
 
 def build_mixture(data_cfg, model_cfg, normalizer: ActionNormalizer) -> tuple[MixtureDataset, Any]:

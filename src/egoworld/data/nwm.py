@@ -86,10 +86,13 @@ def world_description(root: str | Path) -> dict[str, Any] | None:
 
 def name_and_spacing(root: Path, dataset_name: str | None, spacing: float | None) -> tuple[str, float | None]:
     """The dataset name (given, from egoworld_world.json, else the folder name) and the spacing
-    (given, else the one egoworld_world.json records for that name, else None: the known table)."""
+    (given, else the one egoworld_world.json records, else None: the known table).
+
+    A generated world's spacing is its folder's, whatever name a config gives it: a mixture of
+    several generated worlds names each one apart (`dataset_name`) and keeps their spacing."""
     desc = world_description(root) or {}
     name = dataset_name or desc.get("dataset_name") or root.name
-    if spacing is None and "metric_waypoint_spacing" in desc and name == desc.get("dataset_name", name):
+    if spacing is None and "metric_waypoint_spacing" in desc:
         spacing = float(desc["metric_waypoint_spacing"])
     return name, spacing
 
@@ -344,8 +347,11 @@ class NWMDataset(PoseClipDataset):
         split_path = Path(split)
         if str(split) in ("train", "test", "val"):
             base = Path(splits_dir) if splits_dir else self.root.parent / "data_splits" / name
-            if splits_dir is None and not base.is_dir() and (self.root / "data_splits" / name).is_dir():
-                base = self.root / "data_splits" / name  # generated worlds keep their splits inside
+            own = (
+                self.root / "data_splits" / ((world_description(self.root) or {}).get("dataset_name") or name)
+            )
+            if splits_dir is None and not base.is_dir() and own.is_dir():
+                base = own  # generated worlds keep their splits inside, under the name they were written with
             split_path = base / str(split) / "traj_names.txt"
         names = read_split(split_path)
         for n in names:  # a name from the split file must not lead out of the dataset folder
