@@ -96,6 +96,13 @@ def test_experiment_end_to_end_on_a_tiny_model(tmp_path, one_thread, capsys):
     frame0 = figure[:96, 120:216]  # every row starts from the world's first frame
     assert np.array_equal(frame0, figure[96:192, 120:216])
     assert np.array_equal(frame0, figure[192:288, 120:216])
+    probes = np.asarray(Image.open(out / "probes.png"))  # 3 images x (left, right, forward), 17 frames
+    assert probes.shape == (3 * 3 * 96 + 2 * 6, 120 + 9 * 96, 3)
+    for top in (0, 3 * 96 + 6, 6 * 96 + 12):  # each image's three walks start from that image
+        first = probes[top : top + 96, 120:216]
+        assert np.array_equal(first, probes[top + 96 : top + 192, 120:216])
+        assert np.array_equal(first, probes[top + 192 : top + 288, 120:216])
+    assert not np.array_equal(probes[:96, 120:216], probes[3 * 96 + 6 : 4 * 96 + 6, 120:216])
 
 
 def test_cli_refuses_a_folder_that_is_not_nav_worlds(tmp_path, capsys):

@@ -74,8 +74,8 @@ def register(sub) -> None:
         help="true vs mirrored actions, turn/forward probes, SCS against copy-first-frame",
         description="Rolls a navigation model out on generated nav worlds under the true and the mirrored "
         "(left<->right) actions, probes 'turn_left/turn_right 15deg' and 'forward 0.5m' by optical flow, and "
-        "scores SCS/PSNR against copy-first-frame and zero actions. Writes results.json, results.md and "
-        "rollouts.png.",
+        "scores SCS/PSNR against copy-first-frame and zero actions. Writes results.json, results.md, "
+        "rollouts.png and probes.png.",
         examples=EXAMPLES,
     )
     f.add_argument(
@@ -90,7 +90,9 @@ def register(sub) -> None:
         default=None,
         help="folder of images to start the turn/forward probes from (default: each world's first frame)",
     )
-    f.add_argument("--out", required=True, help="output folder for results.json, results.md and rollouts.png")
+    f.add_argument(
+        "--out", required=True, help="output folder for results.json, results.md, rollouts.png and probes.png"
+    )
     f.add_argument("--seeds", type=int_in(1, 16), default=2, help="sampling seeds 0..N-1 (default 2)")
     f.add_argument("--threads", type=int_in(1, 1024), default=1, help="torch threads (default 1)")
     f.set_defaults(func=run_action_following)
@@ -190,14 +192,18 @@ def run_action_following(args) -> int:
         baseline_dir=baseline,
         probe_folder=args.probe_images,
     )
-    figure = result.pop("figure")
+    figures = {"rollouts.png": result.pop("figure"), "probes.png": result.pop("probe_figure")}
     report = markdown_report(result)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (("results.json", json.dumps(result, indent=1)), ("results.md", report)):
         with atomic_path(out / name) as tmp:
             tmp.write_text(text)
-    with atomic_path(out / "rollouts.png") as tmp:
-        Image.fromarray(figure).save(tmp, format="PNG")
+    for name, figure in figures.items():
+        with atomic_path(out / name) as tmp:
+            Image.fromarray(figure).save(tmp, format="PNG")
     print(report, end="")
-    print(f"results: {out}/results.md, results.json, rollouts.png (ground truth / true / mirrored actions)")
+    print(
+        f"results: {out}/results.md, results.json, rollouts.png (ground truth / true / mirrored actions), "
+        "probes.png (turn left / turn right / forward from the first 3 probe images)"
+    )
     return 0

@@ -73,21 +73,28 @@ def mirrored_gap(
     return {**out, "videos": videos} if keep else out
 
 
-def rollout_strips(videos, *, every: int = 2, tile: int = 96) -> np.ndarray:
-    """A picture of what `mirrored_gap` scores, from its "videos" [(clip, true-action rollout,
-    mirrored rollout)]: per clip, rows ground truth / true actions / mirrored actions, frames 0,
-    `every`, 2 `every`, ... (uint8 `[H, W, 3]`)."""
+def strips(groups, *, every: int = 2, tile: int = 96) -> np.ndarray:
+    """Labelled rows of frames: `groups` is a list of groups, each a list of (label, video
+    `[T, H, W, 3]` uint8); every row shows frames 0, `every`, 2 `every`, ..., a white gap separates
+    the groups (uint8 `[H, W, 3]`)."""
     import cv2
 
     rows = []
-    for c, p, pm in videos:
-        for label, video in ((c.name, c.frames), ("true actions", p), ("mirrored", pm)):
+    for group in groups:
+        for label, video in group:
             tiles = [cv2.resize(f, (tile, tile), interpolation=cv2.INTER_NEAREST) for f in video[::every]]
             text = np.full((tile, 120, 3), 255, np.uint8)
             cv2.putText(text, label, (4, tile // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
             rows.append(np.concatenate([text, *tiles], axis=1))
         rows.append(np.full((6, rows[-1].shape[1], 3), 255, np.uint8))
     return np.concatenate(rows[:-1], axis=0)
+
+
+def rollout_strips(videos, *, every: int = 2, tile: int = 96) -> np.ndarray:
+    """A picture of what `mirrored_gap` scores, from its "videos" [(clip, true-action rollout,
+    mirrored rollout)]: per clip, rows ground truth / true actions / mirrored actions (`strips`)."""
+    groups = [[(c.name, c.frames), ("true actions", p), ("mirrored", pm)] for c, p, pm in videos]
+    return strips(groups, every=every, tile=tile)
 
 
 def first_chunks(model, clips: list[EvalClip], *, mirrored: bool = False):
@@ -194,16 +201,18 @@ def flow_motion(frames_THW3: np.ndarray) -> dict[str, float]:
     return {"dx": float(np.mean(dx)), "radial": float(np.mean(radial))}
 
 
-def probe_images(model, images_BHW3: np.ndarray, seeds: list[int], spacing: float) -> dict:
+def probe_images(model, images_BHW3: np.ndarray, seeds: list[int], spacing: float, keep: int = 0) -> dict:
     """Roll out every `PROBES` script from every image; flow statistics and whether each moved right.
 
     Returns {"per_image": {probe: [[{dx, radial} per image] per seed]}, "correct": {probe: share},
     "dx": {probe: mean}, "radial": {probe: mean}}; "correct" means dx > 0 for turn_left, dx < 0 for
-    turn_right and radial > 0 for forward.
+    turn_right and radial > 0 for forward. With `keep` > 0 also "videos": {probe: the first seed's
+    rollouts `[T, H, W, 3]` from the first `keep` images}.
     """
     from egoworld.rollout import parse_script
 
     out: dict = {"per_image": {}, "correct": {}, "dx": {}, "radial": {}}
+    videos: dict = {}
     for name, script in PROBES.items():
         actions = parse_script(script, spacing)  # [N, 3] raw
         batch = np.repeat(actions[None], len(images_BHW3), axis=0)
@@ -211,6 +220,7 @@ def probe_images(model, images_BHW3: np.ndarray, seeds: list[int], spacing: floa
         for seed in seeds:
             pred = rollout_batch(model, images_BHW3, batch, seed=seed)
             runs.append([flow_motion(p) for p in pred])
+            videos.setdefault(name, list(pred[:keep]))
         flat = [m for run in runs for m in run]
         if name == "forward":
             ok = [m["radial"] > 0 for m in flat]
@@ -220,7 +230,16 @@ def probe_images(model, images_BHW3: np.ndarray, seeds: list[int], spacing: floa
         out["correct"][name] = float(np.mean(ok))
         out["dx"][name] = float(np.mean([m["dx"] for m in flat]))
         out["radial"][name] = float(np.mean([m["radial"] for m in flat]))
-    return out
+    return {**out, "videos": videos} if keep else out
+
+
+def probe_strips(images_BHW3: np.ndarray, videos: dict, *, every: int = 2, tile: int = 96) -> np.ndarray:
+    """A picture of the probes (`probe_images`' "videos"): per image, one row per probe script."""
+    groups = [
+        [(f"image {i}: {name}", videos[name][i]) for name in PROBES]
+        for i in range(min(len(v) for v in videos.values()))
+    ]
+    return strips(groups, every=every, tile=tile)
 
 
 def _scores(model, clips: list[EvalClip], seeds: list[int], kind: str = "model", zero_actions=False) -> dict:
@@ -263,7 +282,7 @@ def evaluate_action_following(
     without actions) when given, and "copy first frame". Probes start from the images in
     `probe_folder` (resized and centre-cropped as `egoworld rollout --image` does; default: each
     world's first frame). "figure" is `rollout_strips` of the first 3 worlds' scored rollouts at the
-    first seed.
+    first seed, "probe_figure" `probe_strips` of the probes from the first 3 images.
     """
     from egoworld.data.nwm import world_description
     from egoworld.experiments.evaluation import load_eval_clips
@@ -291,15 +310,19 @@ def evaluate_action_following(
         images = np.stack([c.frames[0] for c in clips])
     mirrored = mirrored_gap(model, clips, seeds, keep=3)
     videos = mirrored.pop("videos")
+    probes = probe_images(model, images, seeds, spacing, keep=3)
+    probe_videos = probes.pop("videos")
     return {
         "worlds": str(worlds_dir),
         "episodes": len(clips),
         "seeds": seeds,
         "mirrored": mirrored,
-        "probes": probe_images(model, images, seeds, spacing),
+        "probes": probes,
         "probes_from": str(probe_folder) if probe_folder is not None else FIRST_FRAMES,
         "rows": rows,
-        "figure": rollout_strips(videos),  # not JSON: the caller saves it
+        # not JSON: the caller saves them
+        "figure": rollout_strips(videos),
+        "probe_figure": probe_strips(images, probe_videos),
     }
 
 
