@@ -47,8 +47,8 @@ def register(sub) -> None:
         default="full",
         choices=tuple(BUDGETS),
         help="full: the documented run (~1 h on 2 CPU cores); small: a ~10-minute rehearsal; "
-        "micro: plumbing only; long: the shipped model's scale (3 x 40000 steps, a GPU job; use it "
-        "with --configs configs/experiment/dit)",
+        "micro: plumbing only; long: the scale of the shipped model's first stage (3 x 40000 steps, a GPU "
+        "job; use it with --configs configs/experiment/dit)",
     )
     q.add_argument(
         "--configs", default=None, help="folder of the stage YAML files (default configs/experiment)"

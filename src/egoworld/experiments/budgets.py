@@ -3,7 +3,7 @@
 "full" is the run documented in docs/results.md (its training settings are also the defaults of
 the YAML files under configs/experiment/); "small" is a ~10-minute rehearsal; "micro" only checks
 the plumbing (tests: seconds, meaningless numbers); "long" is the scale of the shipped navigation
-model (configs/nav-dit-residual.yaml: 64 explore walks, 40000 steps at batch 8), meant for the DiT
+model's first stage (configs/nav-dit-residual.yaml: 64 explore walks, 40000 steps at batch 8), for the DiT
 configs under configs/experiment/dit/ and a GPU.
 """
 
