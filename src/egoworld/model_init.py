@@ -17,10 +17,13 @@ taken from the config.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
 from egoworld.model_config import CONFIG_NAME, WorldModelConfig
+
+logger = logging.getLogger(__name__)
 
 # fields fixed by the weights; `preset` only names the size of randomly initialised models
 ARCHITECTURE = ("family", "codec", "action_dim", "state_dim", "encoder", "hidden_dim", "use_image_encoder")
@@ -73,6 +76,31 @@ def check_model_source(
         )
 
 
+def _warn_if_rescaled(init_from: str, before, after) -> None:
+    """A warning when a model that already reads actions is fine-tuned with other action statistics:
+    the same action then reaches its action embedding as another number (`statistics_of` in a
+    mixture, or the same data, keeps the scale)."""
+    import numpy as np
+
+    if before is None or after is None:
+        return
+    keys = ("mean", "std") if after.mode == "meanstd" else ("min", "max")
+    if before.mode != after.mode or not all(np.allclose(getattr(before, k), getattr(after, k)) for k in keys):
+        logger.warning(
+            "init_from=%s: the data's action statistics (%s) differ from the ones the model was trained with "
+            "(%s); its actions now reach it on another scale",
+            init_from,
+            _describe(after, keys),
+            _describe(before, keys),
+        )
+
+
+def _describe(stats, keys) -> str:
+    return f"{stats.mode} " + ", ".join(
+        f"{k} {[round(float(x), 3) for x in getattr(stats, k)]}" for k in keys
+    )
+
+
 def initial_model(model_cfg: WorldModelConfig, init_from: str | None, normalizer, *, allow_random_init: bool):
     """The world model a run starts from (see the module docstring); ValueError on a bad source."""
     from egoworld.pipeline_import import PIPELINES, is_pipeline_folder, read_model_index
@@ -113,6 +141,7 @@ def initial_model(model_cfg: WorldModelConfig, init_from: str | None, normalizer
             "WorldModel.save_pretrained (egoworld_world_model.json, denoiser/, ...)"
         ) from None
     _check_agreement(init_from, model.config, model_cfg, ARCHITECTURE)
+    _warn_if_rescaled(init_from, model.normalizer, normalizer)
     config = dataclasses.replace(model.config, **honoured_fields(model_cfg))
     config.validate()
     rebuilt = WorldModel(config, model.denoiser, model.codec, model.image_encoder, normalizer)

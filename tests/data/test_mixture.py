@@ -185,6 +185,11 @@ def test_a_dataset_of_the_same_kind_can_share_an_earlier_ones_statistics(two_dat
     raw = alone(b, split="train")
     got = train[train.cumulative_sizes[0] + 3]["actions"].numpy()  # [T, 3]
     np.testing.assert_allclose(got[1:], walks.normalize(raw[3]["actions"].numpy()[1:]), rtol=1e-5, atol=1e-6)
+    cfg.mixture[1].normalization = "minmax"  # one kind of data, but scaled another way: refused
+    with pytest.raises(
+        ValueError, match=r"^data.mixture\[1\].statistics_of='walks': normalization 'meanstd' there"
+    ):
+        fit_normalizer(cfg, MODEL)
 
 
 @pytest.mark.parametrize(

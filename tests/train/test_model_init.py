@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,6 +57,20 @@ def test_conflicts_with_the_imported_model_are_errors(pipeline_dir, tmp_path):
     assert (wm.config.num_frames, wm.config.guidance) == (6, 1.5)
     with pytest.raises(ValueError, match="holds neither model_index.json"):
         initial_model(svd_cfg(), str(tmp_path), None, allow_random_init=False)
+
+
+def test_fine_tuning_with_other_action_statistics_is_a_warning(tmp_path, caplog):
+    from egoworld.actions.normalization import ActionNormalizer
+
+    actions = np.random.default_rng(0).normal(size=(50, 3))
+    trained = ActionNormalizer.fit([actions])
+    saved = tmp_path / "wm"
+    WorldModel.build(svd_cfg(num_frames=4), trained).save_pretrained(saved)
+    with caplog.at_level(logging.WARNING, logger="egoworld.model_init"):
+        initial_model(svd_cfg(), str(saved), ActionNormalizer.fit([actions]), allow_random_init=False)
+        assert not caplog.records  # the same statistics: the actions keep their scale
+        initial_model(svd_cfg(), str(saved), ActionNormalizer.fit([2 * actions]), allow_random_init=False)
+    assert "action statistics (meanstd mean" in caplog.text and "on another scale" in caplog.text
 
 
 def test_real_size_preset_needs_weights_or_an_explicit_random_init():

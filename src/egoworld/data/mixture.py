@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +154,10 @@ def fit_mixture_normalizer(data_cfg, model_cfg) -> ActionNormalizer:
             _prefixed(_where(i, name), check_clips, raw, entry, model_cfg)
         if entry.statistics_of is not None:  # a dataset of the same kind as an earlier one
             normalizer = _shared_statistics(i, entry.statistics_of, table, normalizer)
+            logger.info("%s: the statistics of %s", _where(i, name), entry.statistics_of)
+        else:
+            logger.info("%s: %s statistics of %d actions", _where(i, name), normalizer.mode, normalizer.count)
         table[name] = normalizer
-        logger.info("%s: %s statistics of %d actions", _where(i, name), normalizer.mode, normalizer.count)
     return ActionNormalizer.table(table)
 
 
@@ -170,17 +173,18 @@ def _shared_statistics(
         )
     shared = table[source]
     for key in ("action_mode", "spacing"):
-        if shared.meta.get(key) != own.meta.get(key):
+        a, b = shared.meta.get(key), own.meta.get(key)
+        if not (a == b or isinstance(a, float) and isinstance(b, float) and math.isclose(a, b)):
             raise ValueError(
-                f"{_where(i)}.statistics_of={source!r}: that dataset's {key} is {shared.meta.get(key)!r}, "
-                f"this one's {own.meta.get(key)!r}; expected datasets of one kind"
+                f"{_where(i)}.statistics_of={source!r}: that dataset's {key} is {a!r}, this one's {b!r}; "
+                "expected datasets of one kind"
             )
     if shared.mode != own.mode:
         raise ValueError(
             f"{_where(i)}.statistics_of={source!r}: normalization {shared.mode!r} there, {own.mode!r} here; "
             "expected the same"
         )
-    return dataclasses.replace(shared, meta={**own.meta, "statistics_of": source}, count=shared.count)
+    return dataclasses.replace(shared, meta={**own.meta, "statistics_of": source})
 
 
 def build_mixture(data_cfg, model_cfg, normalizer: ActionNormalizer) -> tuple[MixtureDataset, Any]:

@@ -233,7 +233,7 @@ def probe_images(model, images_BHW3: np.ndarray, seeds: list[int], spacing: floa
     return {**out, "videos": videos} if keep else out
 
 
-def probe_strips(images_BHW3: np.ndarray, videos: dict, *, every: int = 2, tile: int = 96) -> np.ndarray:
+def probe_strips(videos: dict, *, every: int = 2, tile: int = 96) -> np.ndarray:
     """A picture of the probes (`probe_images`' "videos"): per image, one row per probe script."""
     groups = [
         [(f"image {i}: {name}", videos[name][i]) for name in PROBES]
@@ -322,7 +322,7 @@ def evaluate_action_following(
         "rows": rows,
         # not JSON: the caller saves them
         "figure": rollout_strips(videos),
-        "probe_figure": probe_strips(images, probe_videos),
+        "probe_figure": probe_strips(probe_videos),
     }
 
 
