@@ -13,7 +13,7 @@ import torch
 import egoworld.world_model  # noqa: F401  (diffusers before MuJoCo's EGL: see internet_prior.py)
 from egoworld.actions.spaces import mirror_nav
 from egoworld.cli import main
-from egoworld.experiments.action_following import flow_motion
+from egoworld.experiments.action_following import PROBES, flow_motion, probe_strips
 
 
 def _texture(size: int = 96) -> np.ndarray:
@@ -58,6 +58,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def test_probe_rows_are_labelled_with_their_image():
+    videos = {name: [np.zeros((5, 8, 8, 3), np.uint8)] * 2 for name in PROBES}  # 2 images
+    default = probe_strips(videos, every=1, tile=16)
+    named = probe_strips(videos, ["astronaut.png", "coffee.png", "unused.png"], every=1, tile=16)
+    assert named.shape == default.shape == (2 * 3 * 16 + 6, 120 + 5 * 16, 3)
+    assert not np.array_equal(named[:16, :120], default[:16, :120])  # the label column says the file
+    assert np.array_equal(named[:, 120:], default[:, 120:])  # the frames are the same
+    first, second = named[:16, :120], named[3 * 16 + 6 : 4 * 16 + 6, :120]
+    assert not np.array_equal(first, second)  # "astronaut.png" and "coffee.png"
 
 
 def test_experiment_end_to_end_on_a_tiny_model(tmp_path, one_thread, capsys):

@@ -76,7 +76,8 @@ def mirrored_gap(
 def strips(groups, *, every: int = 2, tile: int = 96) -> np.ndarray:
     """Labelled rows of frames: `groups` is a list of groups, each a list of (label, video
     `[T, H, W, 3]` uint8); every row shows frames 0, `every`, 2 `every`, ..., a white gap separates
-    the groups (uint8 `[H, W, 3]`)."""
+    the groups (uint8 `[H, W, 3]`). A label may have several lines ("\n"); each shows its first 18
+    characters."""
     import cv2
 
     rows = []
@@ -84,7 +85,10 @@ def strips(groups, *, every: int = 2, tile: int = 96) -> np.ndarray:
         for label, video in group:
             tiles = [cv2.resize(f, (tile, tile), interpolation=cv2.INTER_NEAREST) for f in video[::every]]
             text = np.full((tile, 120, 3), 255, np.uint8)
-            cv2.putText(text, label, (4, tile // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+            lines = label.split("\n")
+            for k, line in enumerate(lines):
+                y = tile // 2 + 14 * k - 7 * (len(lines) - 1)
+                cv2.putText(text, line[:18], (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
             rows.append(np.concatenate([text, *tiles], axis=1))
         rows.append(np.full((6, rows[-1].shape[1], 3), 255, np.uint8))
     return np.concatenate(rows[:-1], axis=0)
@@ -233,12 +237,14 @@ def probe_images(model, images_BHW3: np.ndarray, seeds: list[int], spacing: floa
     return {**out, "videos": videos} if keep else out
 
 
-def probe_strips(videos: dict, *, every: int = 2, tile: int = 96) -> np.ndarray:
-    """A picture of the probes (`probe_images`' "videos"): per image, one row per probe script."""
-    groups = [
-        [(f"image {i}: {name}", videos[name][i]) for name in PROBES]
-        for i in range(min(len(v) for v in videos.values()))
-    ]
+def probe_strips(videos: dict, labels=None, *, every: int = 2, tile: int = 96) -> np.ndarray:
+    """A picture of the probes (`probe_images`' "videos"): per image, one row per probe script.
+
+    `labels`: one name per image (a file name, a world); default "image k".
+    """
+    count = min(len(v) for v in videos.values())
+    labels = list(labels)[:count] if labels is not None else [f"image {i}" for i in range(count)]
+    groups = [[(f"{label}\n{name}", videos[name][i]) for name in PROBES] for i, label in enumerate(labels)]
     return strips(groups, every=every, tile=tile)
 
 
@@ -305,9 +311,12 @@ def evaluate_action_following(
         from egoworld.rollout import load_image
 
         h, w = model.config.height, model.config.width
-        images = np.stack([load_image(p, h, w) for p in probe_image_files(probe_folder)])
+        files = probe_image_files(probe_folder)
+        images = np.stack([load_image(p, h, w) for p in files])
+        labels = [p.stem for p in files]
     else:
         images = np.stack([c.frames[0] for c in clips])
+        labels = [c.name for c in clips]
     mirrored = mirrored_gap(model, clips, seeds, keep=3)
     videos = mirrored.pop("videos")
     probes = probe_images(model, images, seeds, spacing, keep=3)
@@ -322,7 +331,7 @@ def evaluate_action_following(
         "rows": rows,
         # not JSON: the caller saves them
         "figure": rollout_strips(videos),
-        "probe_figure": probe_strips(probe_videos),
+        "probe_figure": probe_strips(probe_videos, labels),
     }
 
 
