@@ -80,22 +80,19 @@ def _warn_if_rescaled(init_from: str, before, after) -> None:
     """A warning when a model that already reads actions is fine-tuned with other action statistics:
     the same action then reaches its action embedding as another number (`statistics_of` in a
     mixture, or the same data, keeps the scale)."""
-    import numpy as np
-
-    if before is None or after is None:
+    if before is None or after is None or before.same_scale(after):
         return
-    keys = ("mean", "std") if after.mode == "meanstd" else ("min", "max")
-    if before.mode != after.mode or not all(np.allclose(getattr(before, k), getattr(after, k)) for k in keys):
-        logger.warning(
-            "init_from=%s: the data's action statistics (%s) differ from the ones the model was trained with "
-            "(%s); its actions now reach it on another scale",
-            init_from,
-            _describe(after, keys),
-            _describe(before, keys),
-        )
+    logger.warning(
+        "init_from=%s: the data's action statistics (%s) differ from the ones the model was trained with "
+        "(%s); its actions now reach it on another scale",
+        init_from,
+        _describe(after),
+        _describe(before),
+    )
 
 
-def _describe(stats, keys) -> str:
+def _describe(stats) -> str:
+    keys = ("mean", "std") if stats.mode == "meanstd" else ("min", "max")
     return f"{stats.mode} " + ", ".join(
         f"{k} {[round(float(x), 3) for x in getattr(stats, k)]}" for k in keys
     )

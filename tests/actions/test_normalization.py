@@ -55,6 +55,16 @@ def _fit(seed, scale, mode, name, spacing):
     return ActionNormalizer.fit([rows], mode=mode, meta={"dataset": name, "spacing": spacing})
 
 
+@pytest.mark.parametrize("mode", ["meanstd", "minmax"])
+def test_same_scale_means_every_action_normalizes_alike(mode):
+    actions = np.random.default_rng(1).normal(size=(40, 3))
+    stats = ActionNormalizer.fit([actions], mode=mode)
+    assert stats.same_scale(ActionNormalizer.fit([actions.copy()], mode=mode, meta={"dataset": "other"}))
+    assert not stats.same_scale(ActionNormalizer.fit([2 * actions], mode=mode))
+    other_mode = "minmax" if mode == "meanstd" else "meanstd"
+    assert not stats.same_scale(ActionNormalizer.fit([actions], mode=other_mode))
+
+
 def test_a_mixture_keeps_every_dataset_s_statistics_and_a_rollout_picks_one(tmp_path):
     from egoworld.actions.normalization import select_dataset
 

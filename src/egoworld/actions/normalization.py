@@ -159,6 +159,14 @@ class ActionNormalizer:
                 f"actions have {x.shape[-1]} dims in the last axis; normalizer expects {self.action_dim}"
             )
 
+    def same_scale(self, other: ActionNormalizer) -> bool:
+        """Whether `other` maps every action to the same numbers as these statistics do (same mode,
+        same shift and scale up to float error); a model fine-tuned under `other` reads its actions
+        as before."""
+        if self.mode != other.mode:
+            return False
+        return all(np.allclose(a, b) for a, b in zip(self._affine(), other._affine()))
+
     def normalize(self, actions):
         """[..., D] numpy array or torch tensor -> same type, normalized."""
         self._check_width(actions)
