@@ -77,18 +77,21 @@ def check_model_source(
 
 
 def _warn_if_rescaled(init_from: str, before, after) -> None:
-    """A warning when a model that already reads actions is fine-tuned with other action statistics:
-    the same action then reaches its action embedding as another number (`statistics_of` in a
+    """A warning for each dataset whose actions, when a model that already reads actions is
+    fine-tuned, reach its action embedding as other numbers than before (`statistics_of` in a
     mixture, or the same data, keeps the scale)."""
-    if before is None or after is None or before.same_scale(after):
+    if before is None or after is None:
         return
-    logger.warning(
-        "init_from=%s: the data's action statistics (%s) differ from the ones the model was trained with "
-        "(%s); its actions now reach it on another scale",
-        init_from,
-        _describe(after),
-        _describe(before),
-    )
+    for name in before.rescaled_by(after):
+        now = after.datasets.get(name, after)
+        logger.warning(
+            "init_from=%s: the action statistics of %s (%s) differ from the ones the model was trained "
+            "with (%s); its actions now reach it on another scale",
+            init_from,
+            name,
+            _describe(now),
+            _describe(before.datasets.get(name, before)),
+        )
 
 
 def _describe(stats) -> str:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from egoworld.actions.normalization import ActionNormalizer
+from egoworld.actions.normalization import ActionNormalizer, same_meta_value
 
 
 @pytest.mark.parametrize("mode", ["meanstd", "minmax"])
@@ -63,6 +63,27 @@ def test_same_scale_means_every_action_normalizes_alike(mode):
     assert not stats.same_scale(ActionNormalizer.fit([2 * actions], mode=mode))
     other_mode = "minmax" if mode == "meanstd" else "meanstd"
     assert not stats.same_scale(ActionNormalizer.fit([actions], mode=other_mode))
+
+
+def test_rescaled_by_names_each_dataset_whose_scale_changed():
+    a, b = _fit(0, 1.0, "meanstd", "a", 0.1), _fit(1, 3.0, "meanstd", "b", 0.1)
+    trained = ActionNormalizer.table({"a": a, "b": b})
+    assert trained.rescaled_by(ActionNormalizer.table({"a": a, "b": b})) == []
+    # only the later dataset changes: its name alone, though the top-level statistics agree
+    wider_b = _fit(1, 6.0, "meanstd", "b", 0.1)
+    assert trained.rescaled_by(ActionNormalizer.table({"a": a, "b": wider_b})) == ["b"]
+    # a dataset the model never saw is compared with its top-level statistics (the first dataset's)
+    assert trained.rescaled_by(ActionNormalizer.table({"a": a, "c": b})) == ["c"]
+    assert a.rescaled_by(_fit(0, 1.0, "meanstd", "other", 0.1)) == []
+    assert a.rescaled_by(ActionNormalizer.fit([np.ones((4, 3))])) == ["the data"]
+
+
+def test_meta_values_agree_when_equal_or_numerically_close():
+    assert same_meta_value(0.1, 1 / 10) and same_meta_value(4, 4.0) and same_meta_value("recon", "recon")
+    assert not same_meta_value(0.1, 0.1001) and not same_meta_value("0.1", 0.1)
+    stats = _fit(0, 1.0, "meanstd", "recon", "0.25")  # a spacing stored as text is no number
+    with pytest.raises(ValueError, match="computed with spacing='0.25', expected 0.25"):
+        stats.check_compatible(3, spacing=0.25)
 
 
 def test_a_mixture_keeps_every_dataset_s_statistics_and_a_rollout_picks_one(tmp_path):

@@ -70,7 +70,15 @@ def test_fine_tuning_with_other_action_statistics_is_a_warning(tmp_path, caplog)
         initial_model(svd_cfg(), str(saved), ActionNormalizer.fit([actions]), allow_random_init=False)
         assert not caplog.records  # the same statistics: the actions keep their scale
         initial_model(svd_cfg(), str(saved), ActionNormalizer.fit([2 * actions]), allow_random_init=False)
-    assert "action statistics (meanstd mean" in caplog.text and "on another scale" in caplog.text
+    assert "action statistics of the data (meanstd mean" in caplog.text and "on another scale" in caplog.text
+    # a mixture: each dataset against the model's statistics of the same name
+    a, b = ActionNormalizer.fit([actions]), ActionNormalizer.fit([3 * actions])
+    WorldModel.build(svd_cfg(num_frames=4), ActionNormalizer.table({"a": a, "b": b})).save_pretrained(saved)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="egoworld.model_init"):
+        table = ActionNormalizer.table({"a": a, "b": ActionNormalizer.fit([5 * actions])})
+        initial_model(svd_cfg(), str(saved), table, allow_random_init=False)
+    assert len(caplog.records) == 1 and "the action statistics of b (" in caplog.text
 
 
 def test_real_size_preset_needs_weights_or_an_explicit_random_init():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,14 @@ from egoworld.io_utils import atomic_path
 logger = logging.getLogger(__name__)
 
 MODES = ("meanstd", "minmax")
+
+
+def same_meta_value(a: Any, b: Any) -> bool:
+    """Whether two facts about the data (`meta` values: dataset name, spacing, fps) agree: equal, or
+    numbers within a relative 1e-6 (a spacing written as 0.1 and computed as 1 / 10). The one
+    comparison every meta check uses."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+    return a == b or numbers and math.isclose(a, b, rel_tol=1e-6)
 
 
 @dataclass
@@ -167,6 +176,14 @@ class ActionNormalizer:
             return False
         return all(np.allclose(a, b) for a, b in zip(self._affine(), other._affine()))
 
+    def rescaled_by(self, new: ActionNormalizer) -> list[str]:
+        """The datasets of `new` (its table's names, else its own name) whose actions `new` maps to
+        other numbers than these statistics do: a model trained under these statistics, fine-tuned
+        under `new`, reads those datasets' actions on another scale. Each is compared with this
+        table's dataset of the same name, else with these (top-level) statistics."""
+        entries = new.datasets or {(new.dataset_names or ["the data"])[0]: new}
+        return [n for n, stats in entries.items() if not self.datasets.get(n, self).same_scale(stats)]
+
     def normalize(self, actions):
         """[..., D] numpy array or torch tensor -> same type, normalized."""
         self._check_width(actions)
@@ -189,8 +206,7 @@ class ActionNormalizer:
             if want is None or key not in self.meta:
                 continue
             have = self.meta[key]
-            same = np.isclose(have, want) if isinstance(want, float) else have == want
-            if not same:
+            if not same_meta_value(have, want):
                 raise ValueError(f"action normalization was computed with {key}={have!r}, expected {want!r}")
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch.utils.data import ConcatDataset, Dataset, Sampler
 
-from egoworld.actions.normalization import ActionNormalizer
+from egoworld.actions.normalization import ActionNormalizer, same_meta_value
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +173,7 @@ def _shared_statistics(
     shared = table[source]
     for key in ("action_mode", "spacing"):
         a, b = shared.meta.get(key), own.meta.get(key)
-        if not (a == b or isinstance(a, float) and isinstance(b, float) and math.isclose(a, b)):
+        if not same_meta_value(a, b):
             raise ValueError(
                 f"{_where(i)}.statistics_of={source!r}: that dataset's {key} is {a!r}, this one's {b!r}; "
                 "expected datasets of one kind"
