@@ -71,6 +71,18 @@ def test_probe_rows_are_labelled_with_their_image():
     assert not np.array_equal(first, second)  # "astronaut.png" and "coffee.png"
 
 
+def test_best_of_seeds_takes_each_clip_s_best_sample():
+    from egoworld.experiments.evaluation import best_of_seeds, summarize
+
+    per_seed = {  # two clips; seed 0 is better on clip a, seed 1 on clip b; a NaN is skipped
+        "0": {"a": {"psnr": {"16": 20.0}}, "b": {"psnr": {"16": 10.0}}},
+        "1": {"a": {"psnr": {"16": 12.0}}, "b": {"psnr": {"16": float("nan")}}},
+        "2": {"a": {"psnr": {"16": 14.0}}, "b": {"psnr": {"16": 16.0}}},
+    }
+    assert best_of_seeds(per_seed) == {"psnr": {"16": 18.0}}  # mean of 20 and 16
+    assert summarize(per_seed)["psnr"]["16"][0] < 18.0  # the typical sample scores lower
+
+
 def test_experiment_end_to_end_on_a_tiny_model(tmp_path, one_thread, capsys):
     from egoworld.world_model import WorldModel, WorldModelConfig
 
@@ -99,6 +111,9 @@ def test_experiment_end_to_end_on_a_tiny_model(tmp_path, one_thread, capsys):
     # a fresh wrapper ignores its actions (zero-initialised output): true and mirrored rollouts agree
     assert max(abs(g) for g in gaps) < 1e-6
     assert "PSNR true − mirrored" in (out / "results.md").read_text()
+    row = doc["rows"]["model"]  # one seed: the best sample is the only one
+    assert row["best_of_seeds"]["psnr"]["16"] == pytest.approx(row["summary"]["psnr"]["16"][0])
+    assert "best of 1: SCS@16, PSNR@16" in (out / "results.md").read_text()
     assert "PSNR true − mirrored" in capsys.readouterr().out
     from PIL import Image
 
