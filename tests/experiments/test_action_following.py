@@ -105,6 +105,9 @@ def test_experiment_end_to_end_on_a_tiny_model(tmp_path, one_thread, capsys):
     doc = json.loads((out / "results.json").read_text())
     assert doc["episodes"] == 2 and set(doc["probes"]["correct"]) == {"turn_left", "turn_right", "forward"}
     assert doc["probes_from"] == str(paintings) and len(doc["probes"]["per_image"]["turn_left"][0]) == 3
+    still = doc["probes"]["standing_still"]  # 1 seed x 3 images, frames 4-16 against the start image
+    assert np.array(still["per_image"]).shape == (1, 3)
+    assert still["psnr"] == pytest.approx(np.mean(still["per_image"]))
     assert set(doc["rows"]) == {"model", "model, zero actions", "copy first frame"}
     gaps = [r["gap"] for r in doc["mirrored"]["per_world"]["0"].values()]
     assert len(gaps) == 2 and all(np.isfinite(gaps))
@@ -114,6 +117,7 @@ def test_experiment_end_to_end_on_a_tiny_model(tmp_path, one_thread, capsys):
     row = doc["rows"]["model"]  # one seed: the best sample is the only one
     assert row["best_of_seeds"]["psnr"]["16"] == pytest.approx(row["summary"]["psnr"]["16"][0])
     assert "best of 1: SCS@16, PSNR@16" in (out / "results.md").read_text()
+    assert "zero actions (standing still)" in (out / "results.md").read_text()
     assert "PSNR true − mirrored" in capsys.readouterr().out
     from PIL import Image
 

@@ -73,8 +73,9 @@ def register(sub) -> None:
         "action-following",
         help="true vs mirrored actions, turn/forward probes, SCS against copy-first-frame",
         description="Rolls a navigation model out on generated nav worlds under the true and the mirrored "
-        "(left<->right) actions, probes 'turn_left/turn_right 15deg' and 'forward 0.5m' by optical flow, and "
-        "scores SCS/PSNR against copy-first-frame and zero actions. Writes results.json, results.md, "
+        "(left<->right) actions, probes 'turn_left/turn_right 15deg' and 'forward 0.5m' by optical flow, "
+        "measures how much of the start image standing still keeps (PSNR), and scores SCS/PSNR against "
+        "copy-first-frame and zero actions. Writes results.json, results.md, "
         "rollouts.png and probes.png.",
         examples=EXAMPLES,
     )

@@ -9,6 +9,9 @@
    the mean horizontal optical flow between consecutive frames is positive; turning right, negative.
 3. **Forward probe.** `forward` must expand the view: the mean radial component of the flow
    (outward from the image centre) is positive.
+4. **Standing still.** Under zero actions the camera does not move, so every frame should be the
+   start image: the mean PSNR of frames `GAP_FRAMES` against frame 0 says how much of a picture the
+   model keeps (from pictures unlike its worlds, one it does not keep dissolves into its own scenery).
 
 Flow is OpenCV DIS on frames upscaled to 128 px (`egoworld.metrics.flow_tracking.upscaled_flow`),
 the same estimator as the SCS protocol.
@@ -237,6 +240,20 @@ def probe_images(model, images_BHW3: np.ndarray, seeds: list[int], spacing: floa
     return {**out, "videos": videos} if keep else out
 
 
+def standing_still(model, images_BHW3: np.ndarray, seeds: list[int], frames=GAP_FRAMES) -> dict:
+    """Roll out zero actions (stand still) from every image; how much of the start image it keeps.
+
+    Returns {"psnr": mean over images and seeds of the mean PSNR of `frames` against frame 0 (dB),
+    "per_image": [[psnr per image] per seed]}.
+    """
+    zeros = np.zeros((len(images_BHW3), max(frames) + 1, model.config.action_dim))
+    runs = []
+    for seed in seeds:
+        pred = rollout_batch(model, images_BHW3, zeros, seed=seed)
+        runs.append([_mean_psnr(p, np.repeat(p[:1], len(p), axis=0), frames) for p in pred])
+    return {"psnr": float(np.mean(runs)), "per_image": runs}
+
+
 def probe_strips(videos: dict, labels=None, *, every: int = 2, tile: int = 96) -> np.ndarray:
     """A picture of the probes (`probe_images`' "videos"): per image, one row per probe script.
 
@@ -322,6 +339,7 @@ def evaluate_action_following(
     videos = mirrored.pop("videos")
     probes = probe_images(model, images, seeds, spacing, keep=3)
     probe_videos = probes.pop("videos")
+    probes["standing_still"] = standing_still(model, images, seeds)
     return {
         "worlds": str(worlds_dir),
         "episodes": len(clips),
@@ -354,6 +372,11 @@ def markdown_report(result: dict, horizons=(2, 4, 8, 16)) -> str:
         lines.append(
             f"| `{PROBES[name]}`: mean {'radial' if stat == 'radial' else 'horizontal'} flow "
             f"{p[stat][name]:+.3f} px/frame | moves the right way in {100 * p['correct'][name]:.0f} % |"
+        )
+    if "standing_still" in p:  # absent in results written before it was added
+        lines.append(
+            "| zero actions (standing still): frames 4–16 against the start image | "
+            f"{p['standing_still']['psnr']:.2f} dB PSNR |"
         )
     n = len(result["seeds"])
     lines += [
