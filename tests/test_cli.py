@@ -70,7 +70,7 @@ def test_help_lists_choices_and_defaults():
     assert tuple(_option(gen, "--task").choices) == TASKS
     assert tuple(_option(gen, "--effector").choices) == EFFECTORS
     assert tuple(_option(gen, "--trajectory").choices) == SCRIPTS
-    assert "{nav,humanoid,tabletop,passive}" in gen.format_help()
+    assert "{nav,humanoid,tabletop,passive,turns}" in gen.format_help()
     train = _sub(parser, "sim", "train-observe")
     assert set(_option(train, "--preset").choices) <= set(PRESETS)
     # one voxel default, from the library, in both commands

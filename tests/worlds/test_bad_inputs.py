@@ -42,6 +42,7 @@ def _fails(argv, capsys, needle: str) -> None:
             "invalid choice: 'claw' (choose from 'hand', 'gripper')",
         ),
         (["--task", "tabletop", "--trajectory", "circle"], "unknown tabletop options ['trajectory']"),
+        (["--task", "turns"], "task 'turns' needs --textures DIR: the folder of pictures it is made from"),
     ],
 )
 def test_bad_arguments(tmp_path, capsys, extra, needle):
@@ -52,7 +53,7 @@ def test_bad_arguments(tmp_path, capsys, extra, needle):
 def test_help_lists_the_choices(capsys):
     assert main(["worlds", "generate", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    tasks, walks = "{nav,humanoid,tabletop,passive}", "{random,explore,circle,square,look}"
+    tasks, walks = "{nav,humanoid,tabletop,passive,turns}", "{random,explore,circle,square,look}"
     for choices in (tasks, walks, "{hand,gripper}"):
         assert choices in text
     assert "examples: egoworld worlds generate --task nav" in text

@@ -17,6 +17,7 @@ egoworld worlds generate --task tabletop --format egodex --out worlds/egodex --e
 egoworld worlds generate --task tabletop --format plain --no-poses --out worlds/plain --episodes 2 --size 96
 egoworld worlds generate --task tabletop --format plain --no-hands --out worlds/nohands --episodes 2 --size 96
 egoworld worlds generate --task nav --trajectory circle --textures my_paintings/ --out worlds/gallery
+egoworld worlds generate --task turns --textures my_pictures/ --out worlds/turns --episodes 64 --frames 40
 """
 
 
@@ -36,7 +37,9 @@ def register(subparsers) -> None:
         "generate",
         help="render a dataset of episodes with RGB, depth, instance masks and camera poses",
         description="Render procedural rooms and yards; nav -> NWM layout, humanoid -> 1X v2.0 shards, "
-        "tabletop -> frames + hand keypoints, passive -> mp4 videos. The output folder appears whole or "
+        "tabletop -> frames + hand keypoints, passive -> mp4 videos, turns -> NWM walks that only turn in "
+        "front of each picture of --textures (exact frames by homography, no depth or masks). The output "
+        "folder appears whole or "
         "not at all; the same request again is a no-op.",
         examples=EXAMPLES,
     )
@@ -55,7 +58,11 @@ def register(subparsers) -> None:
         help=f"square image side in pixels, even, {MIN_SIZE}..{MAX_SIZE} (default 64)",
     )
     gen.add_argument("--seed", type=int_in(0, 2**63 - 1), default=0, help="base seed (default 0)")
-    gen.add_argument("--textures", default=None, help="folder of images used as wall/floor/object textures")
+    gen.add_argument(
+        "--textures",
+        default=None,
+        help="folder of images used as wall/floor/object textures (turns: the pictures, required)",
+    )
     gen.add_argument(
         "--workers", type=int_in(1, MAX_WORKERS), default=1, help="parallel processes (default 1)"
     )

@@ -68,6 +68,8 @@ def validate(spec: WorldSpec) -> None:
     _check_int("workers", spec.workers, 1, MAX_WORKERS)
     _check_int("seed", spec.seed, 0, 2**63 - 1)
     module = task_module(spec.task)
+    if getattr(module, "NEEDS_TEXTURES", False) and spec.textures is None:
+        raise ValueError(f"task {spec.task!r} needs --textures DIR: the folder of pictures it is made from")
     if hasattr(module, "validate_options"):
         module.validate_options(spec.options)
     elif spec.options:
@@ -75,7 +77,7 @@ def validate(spec: WorldSpec) -> None:
 
 
 # approximate bytes per pixel per frame written to disk, by task (ground truth dominates)
-_BYTES_PER_PIXEL = {"nav": 10.0, "tabletop": 8.0, "humanoid": 10.0, "passive": 0.5}
+_BYTES_PER_PIXEL = {"nav": 10.0, "tabletop": 8.0, "humanoid": 10.0, "passive": 0.5, "turns": 0.5}
 
 
 def estimate_bytes(spec: WorldSpec) -> int:

@@ -323,12 +323,21 @@ def run_job(out: Path, **kwargs) -> dict:
 
 
 def finalize(out: Path, spec, results: list[dict]) -> dict:
-    """Write `data_splits/egoworld_nav/{train,test}/traj_names.txt` (last ~10% is test).
+    """Write `data_splits/egoworld_nav/{train,test}/traj_names.txt` (`write_splits`)."""
+    return {
+        **write_splits(out, [r["name"] for r in results], DATASET_NAME),
+        "actions": "gt/actions.npy float32 [T,3]: row t moves frame t-1 to t (robot frame at t-1), row 0 = 0",
+        "lossless_rgb": "gt/rgb.npy (the .jpg frames are JPEG quality 95)",
+    }
+
+
+def write_splits(out: Path, names: list[str], dataset_name: str) -> dict:
+    """Write `data_splits/<dataset_name>/{train,test}/traj_names.txt` (the last ~10% is test) and
+    return the description every nav-layout dataset shares (layout, name, spacing, fps).
 
     With a single trajectory both splits list it (the readers need a non-empty split), so the
     test split is not held out; a warning says so.
     """
-    names = [r["name"] for r in results]
     if len(names) == 1:
         log.warning(
             "this nav dataset has one trajectory (%s): it is both the train and the test split, so "
@@ -338,15 +347,13 @@ def finalize(out: Path, spec, results: list[dict]) -> dict:
     n_test = max(1, round(0.1 * len(names))) if len(names) > 1 else 0
     train, test = names[: len(names) - n_test], names[len(names) - n_test :] or names
     for split, items in (("train", train), ("test", test)):
-        path = out / "data_splits" / DATASET_NAME / split / "traj_names.txt"
+        path = out / "data_splits" / dataset_name / split / "traj_names.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(f"{n}\n" for n in items))
     return {
         "layout": "nwm",
-        "dataset_name": DATASET_NAME,
+        "dataset_name": dataset_name,
         "metric_waypoint_spacing": SPACING,
         "camera_height": CAMERA_HEIGHT,
         "fps": 30,
-        "actions": "gt/actions.npy float32 [T,3]: row t moves frame t-1 to t (robot frame at t-1), row 0 = 0",
-        "lossless_rgb": "gt/rgb.npy (the .jpg frames are JPEG quality 95)",
     }
