@@ -108,6 +108,10 @@ def test_experiment_end_to_end_on_a_tiny_model(tmp_path, one_thread, capsys):
     still = doc["probes"]["standing_still"]  # 1 seed x 3 images, frames 4-16 against the start image
     assert np.array(still["per_image"]).shape == (1, 3)
     assert still["psnr"] == pytest.approx(np.mean(still["per_image"]))
+    turning = doc["probes"]["turning_in_picture"]  # against the exact frames of a turn in the picture
+    for key in ("psnr", "copy_first"):
+        assert set(turning[key]) == {"turn_left", "turn_right"}
+        assert all(np.isfinite(list(turning[key].values())))
     assert set(doc["rows"]) == {"model", "model, zero actions", "copy first frame"}
     gaps = [r["gap"] for r in doc["mirrored"]["per_world"]["0"].values()]
     assert len(gaps) == 2 and all(np.isfinite(gaps))
@@ -118,6 +122,7 @@ def test_experiment_end_to_end_on_a_tiny_model(tmp_path, one_thread, capsys):
     assert row["best_of_seeds"]["psnr"]["16"] == pytest.approx(row["summary"]["psnr"]["16"][0])
     assert "best of 1: SCS@16, PSNR@16" in (out / "results.md").read_text()
     assert "zero actions (standing still)" in (out / "results.md").read_text()
+    assert "in front of the image: frames 1–6 against the exact turn" in (out / "results.md").read_text()
     assert "PSNR true − mirrored" in capsys.readouterr().out
     from PIL import Image
 

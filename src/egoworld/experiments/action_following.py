@@ -12,6 +12,9 @@
 4. **Standing still.** Under zero actions the camera does not move, so every frame should be the
    start image: the mean PSNR of frames `GAP_FRAMES` against frame 0 says how much of a picture the
    model keeps (from pictures unlike its worlds, one it does not keep dissolves into its own scenery).
+5. **Turning in front of a picture.** A camera that only rotates sees exactly the homography of its
+   start view, whatever the depth (`egoworld.worlds.turns`), so a turn of `TURN_IN_PICTURE` from any
+   image, taken as a wide view, has exact frames to score against (PSNR, beside copying frame 0).
 
 Flow is OpenCV DIS on frames upscaled to 128 px (`egoworld.metrics.flow_tracking.upscaled_flow`),
 the same estimator as the SCS protocol.
@@ -26,6 +29,7 @@ from egoworld.experiments.evaluation import EvalClip, rollout_batch
 
 FIRST_FRAMES = "the worlds' first frames"  # where the probes start unless a folder is given
 GAP_FRAMES = tuple(range(4, 17))  # frames scored by the mirrored-action test (issue 14: 4..16)
+TURN_IN_PICTURE = (5.0, 6)  # degrees per frame, frames: 30° of a picture seen 100° wide (turns.py)
 PROBES = {  # name -> script for `egoworld.rollout.parse_script`
     "turn_left": "turn_left 15deg x16",
     "turn_right": "turn_right 15deg x16",
@@ -254,6 +258,36 @@ def standing_still(model, images_BHW3: np.ndarray, seeds: list[int], frames=GAP_
     return {"psnr": float(np.mean(runs)), "per_image": runs}
 
 
+def turning_in_picture(model, images_BHW3: np.ndarray, seeds: list[int], spacing: float) -> dict:
+    """Turn left and right (`TURN_IN_PICTURE`) in front of every image, each taken as a wide view
+    (`worlds.turns.view`; the start frame is its centre), and score frames 1.. against the exact
+    frames of that turn. Returns {"psnr": {"turn_left", "turn_right": mean dB over images and seeds},
+    "copy_first": {the same for frame 0 repeated}}."""
+    from egoworld.metrics.pixel import psnr
+    from egoworld.rollout import parse_script
+    from egoworld.worlds.turns import view
+
+    degrees, steps = TURN_IN_PICTURE
+    size = model.config.height
+    out: dict = {"psnr": {}, "copy_first": {}}
+    for name, sign in (("turn_left", 1.0), ("turn_right", -1.0)):
+        actions = parse_script(f"{name} {degrees}deg x{steps}", spacing)  # [steps + 1, 3]
+        truth = np.stack(
+            [[view(p, sign * np.deg2rad(degrees * t), size) for t in range(steps + 1)] for p in images_BHW3]
+        )
+        batch = np.repeat(actions[None], len(truth), axis=0)
+        scores = [
+            float(psnr(p, g)[1:].mean())
+            for seed in seeds
+            for p, g in zip(rollout_batch(model, truth[:, 0], batch, seed=seed), truth)
+        ]
+        out["psnr"][name] = float(np.mean(scores))
+        out["copy_first"][name] = float(
+            np.mean([psnr(np.repeat(g[:1], len(g), 0), g)[1:].mean() for g in truth])
+        )
+    return out
+
+
 def probe_strips(videos: dict, labels=None, *, every: int = 2, tile: int = 96) -> np.ndarray:
     """A picture of the probes (`probe_images`' "videos"): per image, one row per probe script.
 
@@ -340,6 +374,7 @@ def evaluate_action_following(
     probes = probe_images(model, images, seeds, spacing, keep=3)
     probe_videos = probes.pop("videos")
     probes["standing_still"] = standing_still(model, images, seeds)
+    probes["turning_in_picture"] = turning_in_picture(model, images, seeds, spacing)
     return {
         "worlds": str(worlds_dir),
         "episodes": len(clips),
@@ -377,6 +412,15 @@ def markdown_report(result: dict, horizons=(2, 4, 8, 16)) -> str:
         lines.append(
             "| zero actions (standing still): frames 4–16 against the start image | "
             f"{p['standing_still']['psnr']:.2f} dB PSNR |"
+        )
+    if "turning_in_picture" in p:
+        t = p["turning_in_picture"]
+        degrees, steps = TURN_IN_PICTURE
+        model_db = f"{t['psnr']['turn_left']:.2f} / {t['psnr']['turn_right']:.2f}"
+        copy_db = f"{t['copy_first']['turn_left']:.2f} / {t['copy_first']['turn_right']:.2f}"
+        lines.append(
+            f"| `turn_left/turn_right {degrees:g}deg x{steps}` in front of the image: frames 1–{steps} "
+            f"against the exact turn | {model_db} dB PSNR (copy first frame {copy_db}) |"
         )
     n = len(result["seeds"])
     lines += [
