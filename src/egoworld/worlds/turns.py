@@ -14,18 +14,15 @@ The folders are the NWM layout of `egoworld.worlds.nav` (frames, `traj_data.pkl`
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from egoworld.worlds import nav
 
-log = logging.getLogger(__name__)
-
 NEEDS_TEXTURES = True  # the pictures come from --textures
 DATASET_NAME = "egoworld_turns"
-PICTURE_FOV = 100.0  # degrees across the picture (square) when it is seen as a wide view
+PICTURE_FOV = 100.0  # degrees across the picture's width when it is seen as a wide view
 MAX_YAW = np.deg2rad(30.0)  # how far the walks turn each way: the view reaches 15° past the picture
 TURN_RATE = np.deg2rad((5.0, 20.0))  # per frame, the range of the nav `explore` walks' turns
 SUPERSAMPLE = 2  # frames are warped at this multiple of the size, then area-averaged
@@ -49,19 +46,20 @@ def yaw_path(rng: np.random.Generator, frames: int) -> np.ndarray:
     return yaw
 
 
-def _intrinsics(fov_deg: float, side: float) -> np.ndarray:
-    f = 0.5 * side / np.tan(np.deg2rad(fov_deg) / 2)
-    return np.array([[f, 0.0, (side - 1) / 2], [0.0, f, (side - 1) / 2], [0.0, 0.0, 1.0]])
+def _intrinsics(fov_deg: float, width: int, height: int) -> np.ndarray:
+    """Pinhole K [3, 3] seeing `fov_deg` across `width` pixels (square pixels, centre at (W-1)/2)."""
+    f = 0.5 * width / np.tan(np.deg2rad(fov_deg) / 2)
+    return np.array([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
 
 
 def view(picture_HW3: np.ndarray, yaw: float, size: int) -> np.ndarray:
-    """The nav camera's uint8 [size, size, 3] view, turned `yaw` rad left of the centre of a square
-    picture seen across `PICTURE_FOV` degrees."""
+    """The nav camera's uint8 [size, size, 3] view, turned `yaw` rad left of the centre of a picture
+    seen `PICTURE_FOV` degrees wide."""
     import cv2
 
     side = size * SUPERSAMPLE
-    k_view = _intrinsics(nav.FOVY, side)
-    k_picture = _intrinsics(PICTURE_FOV, picture_HW3.shape[1])
+    k_view = _intrinsics(nav.FOVY, side, side)
+    k_picture = _intrinsics(PICTURE_FOV, picture_HW3.shape[1], picture_HW3.shape[0])
     c, s = np.cos(yaw), np.sin(yaw)
     turn = np.array([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])  # a ray of the turned camera -> picture's
     homography = k_picture @ turn @ np.linalg.inv(k_view)  # view pixel -> picture pixel
