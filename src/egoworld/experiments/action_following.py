@@ -263,11 +263,11 @@ def turning_in_picture(model, images_BHW3: np.ndarray, seeds: list[int], spacing
     (`worlds.turns.view`; the start frame is its centre), and score frames 1.. against the exact
     frames of that turn. Returns {"psnr": {"turn_left", "turn_right": mean dB over images and seeds},
     "copy_first": {the same for frame 0 repeated}}."""
-    from egoworld.metrics.pixel import psnr
     from egoworld.rollout import parse_script
     from egoworld.worlds.turns import view
 
     degrees, steps = TURN_IN_PICTURE
+    scored = range(1, steps + 1)
     size = model.config.height
     out: dict = {"psnr": {}, "copy_first": {}}
     for name, sign in (("turn_left", 1.0), ("turn_right", -1.0)):
@@ -277,14 +277,13 @@ def turning_in_picture(model, images_BHW3: np.ndarray, seeds: list[int], spacing
         )
         batch = np.repeat(actions[None], len(truth), axis=0)
         scores = [
-            float(psnr(p, g)[1:].mean())
+            _mean_psnr(p, g, scored)
             for seed in seeds
             for p, g in zip(rollout_batch(model, truth[:, 0], batch, seed=seed), truth)
         ]
         out["psnr"][name] = float(np.mean(scores))
-        out["copy_first"][name] = float(
-            np.mean([psnr(np.repeat(g[:1], len(g), 0), g)[1:].mean() for g in truth])
-        )
+        copies = [_mean_psnr(np.repeat(g[:1], len(g), axis=0), g, scored) for g in truth]
+        out["copy_first"][name] = float(np.mean(copies))
     return out
 
 

@@ -40,8 +40,7 @@ def run_episode(out: Path, *, seed: int, index: int, frames: int, size: int, tex
     return {"name": name, "frames": frames, "codec": video.codec}
 
 
-def job_list(episodes: int) -> list[dict]:
-    return [{"index": i} for i in range(episodes)]
+job_list = nav.job_list  # one job per episode, as nav
 
 
 def run_job(out: Path, **kwargs) -> dict:

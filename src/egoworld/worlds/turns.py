@@ -94,8 +94,7 @@ def run_episode(out: Path, *, seed: int, index: int, frames: int, size: int, tex
 # -- hooks used by egoworld.worlds.generate ---------------------------------------------------------
 
 
-def job_list(episodes: int) -> list[dict]:
-    return [{"index": i} for i in range(episodes)]
+job_list = nav.job_list  # one job per episode, as nav
 
 
 def run_job(out: Path, **kwargs) -> dict:
