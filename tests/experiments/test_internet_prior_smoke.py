@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,10 @@ def test_cli_refuses_bad_budget_and_missing_models(tmp_path, capsys):
     assert "run the 'prior' stage" in capsys.readouterr().err
     with pytest.raises(ValueError, match="budget 'huge'"):
         get_budget("huge")
-    assert set(BUDGETS) == {"micro", "small", "full", "long"}
+    assert set(BUDGETS) == {"micro", "small", "full", "long", "medium"}
+    medium, long = get_budget("medium"), get_budget("long")
+    assert (medium.prior_steps, medium.finetune_steps) == (10000, 10000)
+    assert replace(medium, prior_steps=long.prior_steps, finetune_steps=long.finetune_steps) == long
 
 
 def test_micro_budget_with_the_shipped_models_architecture(tmp_path, one_thread):
@@ -91,8 +95,6 @@ def test_micro_budget_with_the_shipped_models_architecture(tmp_path, one_thread)
 
 def test_nav_trajectory_of_a_budget_reaches_the_training_worlds(tmp_path):
     """A budget's nav_trajectory is how the labeled walks move; walks of another kind are refused."""
-    from dataclasses import replace
-
     micro = get_budget("micro")
     assert get_budget("long").nav_trajectory == "explore" and micro.nav_trajectory is None
     budget = replace(micro, nav_trajectory="explore", passive_worlds=1, eval_worlds=1, paintings=1)

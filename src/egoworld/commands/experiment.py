@@ -48,7 +48,8 @@ def register(sub) -> None:
         choices=tuple(BUDGETS),
         help="full: the documented run (~1 h on 2 CPU cores); small: a ~10-minute rehearsal; "
         "micro: plumbing only; long: the scale of the shipped model's first stage (3 x 40000 steps, a GPU "
-        "job; use it with --configs configs/experiment/dit)",
+        "job; use it with --configs configs/experiment/dit); medium: long with 3 x 10000 steps, one session "
+        "of a 2-core machine",
     )
     q.add_argument(
         "--configs", default=None, help="folder of the stage YAML files (default configs/experiment)"

@@ -4,12 +4,13 @@
 the YAML files under configs/experiment/); "small" is a ~10-minute rehearsal; "micro" only checks
 the plumbing (tests: seconds, meaningless numbers); "long" is the scale of the shipped navigation
 model's first stage (configs/nav-dit-residual.yaml: 64 explore walks, 40000 steps at batch 8), for the DiT
-configs under configs/experiment/dit/ and a GPU.
+configs under configs/experiment/dit/ and a GPU; "medium" is "long" with a quarter of its steps, which
+fits one 3-hour session of the 2-core sandbox (the prior and scratch stages side by side, one thread each).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ BUDGETS: dict[str, Budget] = {
         inference_steps=12,
     ),
 }
+# the long budget's data and evaluation, a quarter of its training steps
+BUDGETS["medium"] = replace(BUDGETS["long"], prior_steps=10000, finetune_steps=10000)
 
 
 def get_budget(name: str) -> Budget:
