@@ -11,8 +11,9 @@ import torch
 
 import egoworld.world_model  # noqa: F401  (diffusers before MuJoCo's EGL: see internet_prior.py)
 from egoworld.cli import main
+from egoworld.experiments.action_following import mirrored_gap
 from egoworld.experiments.budgets import BUDGETS, get_budget
-from egoworld.experiments.internet_prior import prepare_data, run_internet_prior
+from egoworld.experiments.internet_prior import eval_clips, prepare_data, run_internet_prior
 from egoworld.world_model import WorldModel
 
 DIT_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "dit"
@@ -30,6 +31,7 @@ def test_micro_budget_runs_every_stage(tmp_path, one_thread):
     out = tmp_path / "exp"
     doc = run_internet_prior(out, "micro")
     assert set(doc["targets"]) == {
+        "prior+finetune follows its actions (true − mirrored, dB)",
         "action-conditioned above unconditioned",
         "prior+finetune above scratch",
         "paintings >= 80% of in-domain",
@@ -38,10 +40,20 @@ def test_micro_budget_runs_every_stage(tmp_path, one_thread):
     for name in ("results.md", "results.json", "rollouts.png", "times.json"):
         assert (out / name).is_file()
     assert "SCS@8" in (out / "results.md").read_text()
+    # the mirrored-action test of both models trained with actions, on both domains
+    assert set(doc["follows_actions"]) == {
+        f"{row} | {domain}" for row in ("prior+finetune", "scratch") for domain in ("in-domain", "paintings")
+    }
+    gap = json.loads((out / "eval" / "finetune__in-domain__mirrored.json").read_text())
+    assert doc["follows_actions"]["prior+finetune | in-domain"]["gap"] == gap["gap"]
+    assert "| scratch | paintings |" in (out / "results.md").read_text().split("Follows its actions")[1]
     # the passive prior's action encoder stayed exactly zero (zero actions, lr_actions = 0) ...
     prior = WorldModel.from_pretrained(out / "runs" / "prior" / "final")
     proj = prior.denoiser.action_encoder.proj_out
     assert not proj.weight.any() and not proj.bias.any()
+    # so mirrored actions give it the same rollout (why the report has no mirrored row for it)
+    clips = eval_clips(get_budget("micro"), {k: out / "data" / k for k in ("nav-eval", "nav-paintings")})
+    assert mirrored_gap(prior.eval(), clips["in-domain"][:1], [0])["gap"] == [0.0, 0.0]
     # ... and fine-tuning moved it
     tuned = WorldModel.from_pretrained(out / "runs" / "finetune" / "final").denoiser.action_encoder
     assert tuned.proj_out.weight.abs().max() > 0

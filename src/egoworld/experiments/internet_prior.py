@@ -9,12 +9,14 @@ Stages (each skipped when its output already exists, so an interrupted run conti
 3. finetune: init_from the prior, labeled nav data, action LR 10x the base LR
    (internet-prior-finetune.yaml); scratch: the same from random weights, same data and steps
    (internet-prior-scratch.yaml).
-4. eval: every model on both domains (`experiments.evaluation`), plus two reference rows.
+4. eval: every model on both domains (`experiments.evaluation`), plus two reference rows; the
+   mirrored-action test (`experiments.action_following`) of the two models trained with actions.
 5. report: results.json, results.md and rollouts.png in `out/`.
 
     out/data/{passive, nav-train, nav-eval, paintings, nav-paintings}
     out/runs/{prior, finetune, scratch}/final
-    out/eval/<model>__<domain>.json, .npz      out/results.{json,md}, out/rollouts.png
+    out/eval/<model>__<domain>.json, .npz, <run>__<domain>__mirrored.json
+    out/results.{json,md}, out/rollouts.png
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from egoworld.experiments.budgets import Budget, get_budget
+from egoworld.io_utils import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -160,17 +163,24 @@ def train_stage(cfg) -> tuple[Path, float]:
     return final, time.perf_counter() - start
 
 
-def evaluate_all(out: Path, budget: Budget, data: dict[str, Path]) -> dict:
-    """Every row of the table on both domains; cached per (row, domain) in out/eval/."""
-    import torch
+def eval_clips(budget: Budget, data: dict[str, Path]) -> dict:
+    """domain -> the held-out `EvalClip`s of that domain."""
+    from egoworld.experiments.evaluation import load_eval_clips
 
-    from egoworld.experiments.evaluation import evaluate_model, load_eval_clips, summarize
-    from egoworld.world_model import WorldModel
-
-    clips = {
+    return {
         "in-domain": load_eval_clips(data["nav-eval"], budget.eval_frames, budget.size),
         "paintings": load_eval_clips(data["nav-paintings"], budget.eval_frames, budget.size),
     }
+
+
+def evaluate_all(out: Path, budget: Budget, clips: dict) -> dict:
+    """Every row of the table on both domains (`clips`: `eval_clips`); cached per (row, domain) in
+    out/eval/."""
+    import torch
+
+    from egoworld.experiments.evaluation import evaluate_model, summarize
+    from egoworld.world_model import WorldModel
+
     results: dict = {}
     for row, source in MODELS.items():
         model = None
@@ -202,6 +212,30 @@ def evaluate_all(out: Path, budget: Budget, data: dict[str, Path]) -> dict:
             cached.write_text(json.dumps(entry, indent=1))
             results[(row, domain)] = entry
     return results
+
+
+def follows_actions(out: Path, budget: Budget, clips: dict) -> dict:
+    """The mirrored-action test (`action_following.mirrored_gap`) of the two models trained with
+    actions, on both domains: (row, domain) -> {"gap": [mean, std] dB over seeds, "share_positive"};
+    cached in out/eval/<run>__<domain>__mirrored.json. The prior has none: its action encoder
+    outputs exactly zero, so mirrored actions give the same rollout."""
+    from egoworld.experiments.action_following import mirrored_gap
+    from egoworld.world_model import WorldModel
+
+    rows: dict = {}
+    for row in ("prior+finetune", "scratch"):
+        model = None
+        for domain in DOMAINS:
+            cached = out / "eval" / f"{MODELS[row]}__{domain}__mirrored.json"
+            if not cached.is_file():
+                if model is None:
+                    model = WorldModel.from_pretrained(out / "runs" / MODELS[row] / "final").eval()
+                gap = mirrored_gap(model, clips[domain], list(budget.sampling_seeds))
+                with atomic_path(cached) as tmp:
+                    tmp.write_text(json.dumps(gap, indent=1))
+            entry = json.loads(cached.read_text())
+            rows[(row, domain)] = {"gap": entry["gap"], "share_positive": entry["share_positive"]}
+    return rows
 
 
 STAGES = ("data", "prior", "scratch", "finetune", "eval")
@@ -267,7 +301,9 @@ def run_internet_prior(
         raise FileNotFoundError(f"models not trained yet: {missing}; run those stages before 'eval'")
     t0 = time.perf_counter()
     cached = len(list((out / "eval").glob("*.json"))) if (out / "eval").is_dir() else 0
-    results = evaluate_all(out, budget, data)
-    if len(results) > cached:  # some rows were evaluated now (not all read back from out/eval)
+    clips = eval_clips(budget, data)
+    results = evaluate_all(out, budget, clips)
+    following = follows_actions(out, budget, clips)
+    if len(list((out / "eval").glob("*.json"))) > cached:  # some rows were evaluated now
         record_time(out, "eval", time.perf_counter() - t0)
-    return write_report(out, budget, results, config_dir)
+    return write_report(out, budget, results, config_dir, following)

@@ -70,6 +70,24 @@ def targets(results: dict, horizon: int) -> dict[str, dict]:
     }
 
 
+def following_table(following: dict) -> str:
+    """The mirrored-action test's rows: (row, domain) -> gap [mean, std] and share of wins."""
+    lines = [
+        "| model | domain | PSNR true − mirrored actions (dB) | worlds × seeds where true actions win |",
+        "|---|---|---|---|",
+    ]
+    for (row, domain), entry in following.items():
+        lines.append(f"| {row} | {domain} | {_cell(entry['gap'], 2)} | {entry['share_positive']:.0%} |")
+    return "\n".join(lines)
+
+
+def follows_target(following: dict) -> dict:
+    """Target (1): the fine-tuned model follows its actions in its domain, i.e. its mean gap (true −
+    mirrored) exceeds the gap's spread over seeds."""
+    gap = following[("prior+finetune", "in-domain")]["gap"]
+    return {"values": [gap[0], 0.0], "stds": [gap[1], 0.0], "met": bool(gap[0] > gap[1])}
+
+
 def rollout_figure(out: Path, results_rows, budget, path: Path) -> Path:
     """GT next to each model for the first evaluation world of each domain (seed 0), as a PNG."""
     import cv2
@@ -123,13 +141,15 @@ def rollout_figure(out: Path, results_rows, budget, path: Path) -> Path:
     return path
 
 
-def write_report(out: Path, budget, results: dict, config_dir: Path) -> dict:
-    """results.json, results.md and rollouts.png in `out`; returns the results.json content."""
+def write_report(out: Path, budget, results: dict, config_dir: Path, following: dict) -> dict:
+    """results.json, results.md and rollouts.png in `out` (`following`: the mirrored-action rows of
+    `internet_prior.follows_actions`); returns the results.json content."""
     horizons = [h for h in budget.horizons if h < budget.eval_frames]
     last = max(horizons)
     times_path = out / "times.json"
     times = json.loads(times_path.read_text()) if times_path.is_file() else {}
-    goal = targets(results, last)
+    goal = {"prior+finetune follows its actions (true − mirrored, dB)": follows_target(following)}
+    goal.update(targets(results, last))
     doc = {
         "budget": dataclasses.asdict(budget),
         "configs": str(config_dir),
@@ -142,6 +162,7 @@ def write_report(out: Path, budget, results: dict, config_dir: Path) -> dict:
         "targets_at_frame": last,
         "targets": goal,
         "rows": {f"{row} | {domain}": entry["summary"] for (row, domain), entry in results.items()},
+        "follows_actions": {f"{row} | {domain}": entry for (row, domain), entry in following.items()},
         "trim_at": {d: results[("prior+finetune", d)]["trim_at"] for d in ("in-domain", "paintings")},
     }
     with atomic_path(out / "results.json") as tmp:
@@ -156,7 +177,10 @@ def write_report(out: Path, budget, results: dict, config_dir: Path) -> dict:
         "## SSIM ↑",
         markdown_table(results, horizons, "ssim", 3),
         "",
-        f"## Targets (SCS at frame {last})",
+        "## Follows its actions: PSNR under the true minus the mirrored actions, frames 4–16 ↑",
+        following_table(following),
+        "",
+        f"## Targets (SCS at frame {last}, and the mirrored-action gap)",
         *[
             f"- {name}: {'met' if g['met'] else 'NOT met'} "
             f"({' vs '.join(f'{v:.1f} ± {d:.1f}' for v, d in zip(g['values'], g['stds']))})"
