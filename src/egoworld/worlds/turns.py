@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from egoworld.sim.camera import intrinsics_from_fov
 from egoworld.worlds import nav
+from egoworld.worlds.render import intrinsics
 
 NEEDS_TEXTURES = True  # the pictures come from --textures
 DATASET_NAME = "egoworld_turns"
@@ -46,20 +48,14 @@ def yaw_path(rng: np.random.Generator, frames: int) -> np.ndarray:
     return yaw
 
 
-def _intrinsics(fov_deg: float, width: int, height: int) -> np.ndarray:
-    """Pinhole K [3, 3] seeing `fov_deg` across `width` pixels (square pixels, centre at (W-1)/2)."""
-    f = 0.5 * width / np.tan(np.deg2rad(fov_deg) / 2)
-    return np.array([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
-
-
 def view(picture_HW3: np.ndarray, yaw: float, size: int) -> np.ndarray:
     """The nav camera's uint8 [size, size, 3] view, turned `yaw` rad left of the centre of a picture
     seen `PICTURE_FOV` degrees wide."""
     import cv2
 
     side = size * SUPERSAMPLE
-    k_view = _intrinsics(nav.FOVY, side, side)
-    k_picture = _intrinsics(PICTURE_FOV, picture_HW3.shape[1], picture_HW3.shape[0])
+    k_view = intrinsics(nav.FOVY, side, side)  # the nav camera's vertical field of view (square)
+    k_picture = intrinsics_from_fov(picture_HW3.shape[1], picture_HW3.shape[0], PICTURE_FOV)
     c, s = np.cos(yaw), np.sin(yaw)
     turn = np.array([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])  # a ray of the turned camera -> picture's
     homography = k_picture @ turn @ np.linalg.inv(k_view)  # view pixel -> picture pixel
