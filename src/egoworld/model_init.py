@@ -83,14 +83,14 @@ def _warn_if_rescaled(init_from: str, before, after) -> None:
     if before is None or after is None:
         return
     for name in before.rescaled_by(after):
-        now = after.datasets.get(name, after)
+        now = after.statistics_for(name)
         logger.warning(
             "init_from=%s: the action statistics of %s (%s) differ from the ones the model was trained "
             "with (%s); its actions now reach it on another scale",
             init_from,
             name,
             _describe(now),
-            _describe(before.datasets.get(name, before)),
+            _describe(before.statistics_for(name)),
         )
 
 

@@ -76,6 +76,9 @@ def test_rescaled_by_names_each_dataset_whose_scale_changed():
     assert trained.rescaled_by(ActionNormalizer.table({"a": a, "c": b})) == ["c"]
     assert a.rescaled_by(_fit(0, 1.0, "meanstd", "other", 0.1)) == []
     assert a.rescaled_by(ActionNormalizer.fit([np.ones((4, 3))])) == ["the data"]
+    # the statistics each dataset is normalized with: its table entry, else the top-level ones
+    assert trained.statistics_for("b") is b and trained.statistics_for("c") is trained
+    assert a.statistics_for("a") is a
 
 
 def test_meta_values_agree_when_equal_or_numerically_close():

@@ -182,7 +182,12 @@ class ActionNormalizer:
         under `new`, reads those datasets' actions on another scale. Each is compared with this
         table's dataset of the same name, else with these (top-level) statistics."""
         entries = new.datasets or {(new.dataset_names or ["the data"])[0]: new}
-        return [n for n, stats in entries.items() if not self.datasets.get(n, self).same_scale(stats)]
+        return [n for n, stats in entries.items() if not self.statistics_for(n).same_scale(stats)]
+
+    def statistics_for(self, dataset: str) -> ActionNormalizer:
+        """The statistics dataset `dataset` is normalized with: its entry of a mixture's table, else
+        these (top-level) statistics."""
+        return self.datasets.get(dataset, self)
 
     def normalize(self, actions):
         """[..., D] numpy array or torch tensor -> same type, normalized."""
