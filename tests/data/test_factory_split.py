@@ -118,3 +118,15 @@ def test_cumulative_statistics_record_the_range_of_one_step(nwm_root, mirror):
     np.testing.assert_allclose(cumulative.meta["step_min"], lo, rtol=1e-6)
     np.testing.assert_allclose(cumulative.meta["step_max"], hi, rtol=1e-6)
     assert np.all(np.asarray(cumulative.max) > hi)  # a chunk goes further than a step
+
+
+def test_worlds_nav_is_generated_on_first_use_and_read_with_its_name_and_spacing(tmp_path):
+    from egoworld.worlds import nav
+
+    data = DataConfig(format="worlds-nav", path=str(tmp_path / "nav"), episodes=2, frames_per_episode=6)
+    model = WorldModelConfig(num_frames=4, height=16, width=16)  # the worlds' smallest size
+    ds = _open(data, model, None)
+    assert (tmp_path / "nav" / "egoworld_world.json").is_file()
+    assert ds.dataset_name == nav.DATASET_NAME and ds.spacing == nav.SPACING
+    again = _open(data, model, None)  # the second time the folder is used as it is
+    assert names(again) == names(ds) and len(again) == len(ds) > 0

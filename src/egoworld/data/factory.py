@@ -7,7 +7,6 @@ resolution. Action statistics are fitted on the training data and stored with th
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -23,14 +22,14 @@ FORMATS = ("nwm", "onex", "lerobot", "worlds-nav", "passive")
 
 def ensure_worlds_nav(data_cfg, size: int) -> Path:
     """The synthetic navigation dataset at `data.path`, generated on first use (MuJoCo, seeded)."""
+    from egoworld.data.nwm import world_description
     from egoworld.worlds.generate import WorldSpec, generate
 
     path = Path(data_cfg.path)
-    marker = path / "egoworld_world.json"
-    if marker.is_file():  # an existing generated dataset is used as it is
+    desc = world_description(path)
+    if desc is not None:  # an existing generated dataset is used as it is
         from egoworld.worlds import GENERATOR_VERSION
 
-        desc = json.loads(marker.read_text())
         if desc.get("task") != "nav":
             raise ValueError(f"{path} holds a generated dataset of another task; expected task 'nav'")
         if desc.get("generator_version") != GENERATOR_VERSION:
@@ -63,11 +62,10 @@ def _open(data_cfg, model_cfg, normalizer: ActionNormalizer | None):
     windows = dict(context=1, horizon=horizon, stride=data_cfg.stride, resolution=resolution)
     if fmt == "worlds-nav":
         root = ensure_worlds_nav(data_cfg, max(model_cfg.height, model_cfg.width))
-        meta = json.loads((root / "egoworld_world.json").read_text())
-        return NWMDataset(
+        return NWMDataset(  # name and spacing from the world's egoworld_world.json
             root,
-            dataset_name=data_cfg.dataset_name or meta.get("dataset_name", "worlds"),
-            spacing=float(meta.get("metric_waypoint_spacing", 0.25)),
+            dataset_name=data_cfg.dataset_name,
+            spacing=None,
             frame_step=data_cfg.frame_step,
             normalizer=normalizer,
             action_mode=getattr(data_cfg, "action_mode", "delta"),
