@@ -13,7 +13,12 @@ import egoworld.world_model  # noqa: F401  (diffusers before MuJoCo's EGL: see i
 from egoworld.cli import main
 from egoworld.experiments.action_following import mirrored_gap
 from egoworld.experiments.budgets import BUDGETS, get_budget
-from egoworld.experiments.internet_prior import eval_clips, prepare_data, run_internet_prior
+from egoworld.experiments.internet_prior import (
+    eval_clips,
+    prepare_data,
+    run_internet_prior,
+    stage_options,
+)
 from egoworld.world_model import WorldModel
 
 DIT_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "dit"
@@ -81,6 +86,10 @@ def test_cli_refuses_bad_budget_and_missing_models(tmp_path, capsys):
         == 2
     )
     assert "run the 'prior' stage" in capsys.readouterr().err
+    bad_set = ["experiment", "internet-prior", "--out", str(tmp_path / "x"), "--set", "finetune:nope=3"]
+    assert main(bad_set) == 2
+    assert "--set for the finetune stage: config key 'nope' does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # refused before anything was written
     with pytest.raises(ValueError, match="budget 'huge'"):
         get_budget("huge")
     assert set(BUDGETS) == {"micro", "small", "full", "long", "medium"}
@@ -90,9 +99,13 @@ def test_cli_refuses_bad_budget_and_missing_models(tmp_path, capsys):
 
 
 def test_micro_budget_with_the_shipped_models_architecture(tmp_path, one_thread):
-    """configs/experiment/dit: the pixel DiT of configs/nav-dit-residual.yaml in every stage."""
+    """configs/experiment/dit: the pixel DiT of configs/nav-dit-residual.yaml in every stage; a
+    `--set` option reaches its stage, and the report says what each stage ran with."""
     out = tmp_path / "exp"
-    doc = run_internet_prior(out, "micro", config_dir=DIT_CONFIGS)
+    options = stage_options(["finetune:lr_actions=3e-3"])
+    doc = run_internet_prior(out, "micro", config_dir=DIT_CONFIGS, options=options)
+    assert doc["stage_settings"] == {"prior": {}, "finetune": {"lr_actions": 0.003}, "scratch": {}}
+    assert "- finetune: lr_actions=0.003" in (out / "results.md").read_text()
     assert "prior+finetune | paintings" in doc["rows"]
     prior = WorldModel.from_pretrained(out / "runs" / "prior" / "final")
     assert (prior.config.family, prior.config.flow_prediction) == ("cosmos", "x0")
@@ -118,3 +131,21 @@ def test_nav_trajectory_of_a_budget_reaches_the_training_worlds(tmp_path):
     assert prepare_data(tmp_path, budget) == paths  # all there: nothing regenerated
     with pytest.raises(FileExistsError, match="already holds a different dataset"):
         prepare_data(tmp_path, replace(budget, nav_trajectory=None))
+
+
+def test_set_options_reach_their_stages_and_the_experiments_own_settings_are_refused():
+    options = stage_options(["compile=inductor", "finetune:lr-actions=3e-3", "scratch:data.path_x=a=b"])
+    assert options == {
+        "prior": ["--compile=inductor"],
+        "finetune": ["--compile=inductor", "--lr-actions=3e-3"],
+        "scratch": ["--compile=inductor", "--data.path_x=a=b"],  # the value is everything after '='
+    }
+    for item, message in [
+        ("lr_actions", "expected \\[STAGE:\\]KEY=VALUE"),
+        ("=3", "expected \\[STAGE:\\]KEY=VALUE"),
+        ("eval:lr_actions=3", "unknown stage 'eval'"),
+        ("max-steps=5", "set by the experiment"),
+        ("prior:data.path=/elsewhere", "set by the experiment"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            stage_options([item])

@@ -68,6 +68,15 @@ def register(sub) -> None:
         default=1,
         help="torch threads (default 1: on a shared 2-core machine one thread per process is fastest)",
     )
+    q.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[STAGE:]KEY=VALUE",
+        help="an `egoworld train` setting for the training stages (repeatable; with STAGE prior, finetune "
+        "or scratch only that one), e.g. --set compile=inductor --set finetune:lr_actions=3e-3; the "
+        "report lists what each stage ran with beyond its config file",
+    )
     q.set_defaults(func=run)
     f = add_command(
         which,
@@ -100,9 +109,11 @@ def register(sub) -> None:
     f.set_defaults(func=run_action_following)
 
 
-def check_request(out: Path, config_dir: Path, stages: tuple[str, ...]) -> None:
-    """What would make a stage fail after others have written files: configs, --out, prerequisites."""
-    from egoworld.experiments.internet_prior import CONFIG_FILES
+def check_request(out: Path, config_dir: Path, stages: tuple[str, ...], settings: list[str] = ()) -> dict:
+    """What would make a stage fail after others have written files: configs, --out, prerequisites,
+    --set items (each stage's YAML file with its options must load). Returns the options per stage."""
+    from egoworld.experiments.internet_prior import CONFIG_FILES, stage_options
+    from egoworld.train_config import load_config
 
     if not config_dir.is_dir():
         raise FileNotFoundError(f"--configs {config_dir}: folder not found; expected the experiment configs")
@@ -111,6 +122,13 @@ def check_request(out: Path, config_dir: Path, stages: tuple[str, ...]) -> None:
             raise FileNotFoundError(
                 f"{config_dir / name} not found; expected the experiment configs (pass --configs DIR)"
             )
+    options = stage_options(settings)
+    for name, tokens in options.items():
+        if tokens:
+            try:
+                load_config(config_dir / CONFIG_FILES[name], tokens)
+            except ValueError as err:
+                raise ValueError(f"--set for the {name} stage: {err}") from None
     for folder in (out, *out.parents):
         if folder.exists():
             if not folder.is_dir():
@@ -131,6 +149,7 @@ def check_request(out: Path, config_dir: Path, stages: tuple[str, ...]) -> None:
             raise FileNotFoundError(
                 f"models not trained yet in {out / 'runs'}: {missing}; run those stages before 'eval'"
             )
+    return options
 
 
 def run(args) -> int:
@@ -139,14 +158,16 @@ def run(args) -> int:
     stages = tuple(dict.fromkeys(args.stage)) if args.stage else STAGE_NAMES
     out = Path(args.out)
     config_dir = Path(args.configs) if args.configs is not None else default_config_dir()
-    check_request(out, config_dir, stages)  # before torch, MuJoCo or any file
+    options = check_request(out, config_dir, stages, args.set)  # before torch, MuJoCo or any file
 
     import torch
 
     from egoworld.experiments.internet_prior import run_internet_prior
 
     torch.set_num_threads(args.threads)
-    doc = run_internet_prior(out, args.budget, config_dir=config_dir, workers=args.workers, stages=stages)
+    doc = run_internet_prior(
+        out, args.budget, config_dir=config_dir, workers=args.workers, stages=stages, options=options
+    )
     if doc is None:
         print(f"done: {', '.join(stages)} in {args.out}")
         return 0

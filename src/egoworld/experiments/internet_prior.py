@@ -128,8 +128,52 @@ def egoworld_generator_version() -> str:
     return GENERATOR_VERSION
 
 
-def stage_config(name: str, out: Path, budget: Budget, config_dir: Path, data: dict[str, Path]):
-    """The `TrainConfig` of one training stage: its YAML file plus this run's paths and budget."""
+# the training settings the experiment itself sets in every stage (its paths and the budget)
+OWNED_KEYS = (
+    "run_dir",
+    "data.path",
+    "init_from",
+    "max_steps",
+    "batch_size",
+    "model.preset",
+    "model.num_frames",
+    "model.height",
+    "model.width",
+    "model.num_inference_steps",
+    "checkpoint_every",
+)
+
+
+def stage_options(items: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
+    """`--set [STAGE:]KEY=VALUE` items as `egoworld train` overrides (`--KEY=VALUE`) per training
+    stage: with a STAGE (prior, finetune, scratch) for that stage, without for all three; e.g.
+    `compile=inductor`, `data.num_workers=4`, `finetune:lr_actions=3e-3`. The settings the
+    experiment owns (`OWNED_KEYS`: paths, steps, sizes) are refused. ValueError on a bad item."""
+    options: dict[str, list[str]] = {name: [] for name in CONFIG_FILES}
+    for item in items:
+        head, sep, value = item.partition("=")
+        stage, _, key = head.rpartition(":")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected [STAGE:]KEY=VALUE, e.g. finetune:lr_actions=3e-3")
+        if stage and stage not in CONFIG_FILES:
+            raise ValueError(
+                f"--set {item!r}: unknown stage {stage!r}; expected one of {tuple(CONFIG_FILES)}"
+            )
+        if key.replace("-", "_") in OWNED_KEYS:
+            raise ValueError(
+                f"--set {item!r}: {key} is set by the experiment (its paths and --budget); expected another "
+                "train setting"
+            )
+        for name in [stage] if stage else CONFIG_FILES:
+            options[name].append(f"--{key}={value}")
+    return options
+
+
+def stage_config(
+    name: str, out: Path, budget: Budget, config_dir: Path, data: dict[str, Path], options: list[str] = ()
+):
+    """The `TrainConfig` of one training stage: its YAML file plus this run's paths and budget, then
+    `options` (`egoworld train` overrides, from `stage_options`)."""
     from egoworld.train_config import load_config
 
     path = Path(config_dir) / CONFIG_FILES[name]
@@ -147,7 +191,31 @@ def stage_config(name: str, out: Path, budget: Budget, config_dir: Path, data: d
     }
     if name == "finetune":
         overrides["init_from"] = out / "runs" / "prior" / "final"
-    return load_config(path, [f"--{k}={v}" for k, v in overrides.items()])
+    return load_config(path, [f"--{k}={v}" for k, v in overrides.items()] + list(options))
+
+
+def stage_settings(out: Path, budget: Budget, config_dir: Path, data: dict[str, Path]) -> dict[str, dict]:
+    """What each trained stage ran with beyond its YAML file and the budget (`--set` options, or
+    the run folder's own edits): {stage: {dotted key: the run's value}}, from its config.yaml."""
+    import yaml
+
+    from egoworld.train_config import differences
+
+    settings = {}
+    for name in CONFIG_FILES:
+        saved = out / "runs" / name / "config.yaml"
+        if not saved.is_file():
+            continue
+        ran = yaml.safe_load(saved.read_text())
+        planned = stage_config(name, out, budget, config_dir, data).to_dict()
+        changed = {}
+        for key in differences(planned, ran):
+            value = ran
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            changed[key] = value
+        settings[name] = changed
+    return settings
 
 
 def train_stage(cfg) -> tuple[Path, float]:
@@ -257,8 +325,10 @@ def run_internet_prior(
     config_dir: str | Path | None = None,
     workers: int = 1,
     stages: tuple[str, ...] = STAGES,
+    options: dict[str, list[str]] | None = None,
 ) -> dict | None:
-    """Run (or continue) the experiment's `stages` into `out`.
+    """Run (or continue) the experiment's `stages` into `out`; `options`: extra `egoworld train`
+    overrides per training stage (`stage_options`).
 
     The stages are independent processes' worth of work: "prior" and "scratch" can run at the same
     time (two single-threaded processes use the two cores of a small machine); "finetune" needs the
@@ -291,7 +361,8 @@ def run_internet_prior(
                 raise FileNotFoundError(
                     f"{out / 'runs' / 'prior' / 'final'} is missing; run the 'prior' stage before 'finetune'"
                 )
-            _, seconds = train_stage(stage_config(name, out, budget, config_dir, data))
+            cfg = stage_config(name, out, budget, config_dir, data, (options or {}).get(name, []))
+            _, seconds = train_stage(cfg)
             if seconds:
                 record_time(out, f"train_{name}", seconds)
     if "eval" not in stages:
@@ -306,4 +377,5 @@ def run_internet_prior(
     following = follows_actions(out, budget, clips)
     if len(list((out / "eval").glob("*.json"))) > cached:  # some rows were evaluated now
         record_time(out, "eval", time.perf_counter() - t0)
-    return write_report(out, budget, results, config_dir, following)
+    settings = stage_settings(out, budget, config_dir, data)
+    return write_report(out, budget, results, config_dir, following, settings)

@@ -141,9 +141,13 @@ def rollout_figure(out: Path, results_rows, budget, path: Path) -> Path:
     return path
 
 
-def write_report(out: Path, budget, results: dict, config_dir: Path, following: dict) -> dict:
+def write_report(
+    out: Path, budget, results: dict, config_dir: Path, following: dict, settings: dict | None = None
+) -> dict:
     """results.json, results.md and rollouts.png in `out` (`following`: the mirrored-action rows of
-    `internet_prior.follows_actions`); returns the results.json content."""
+    `internet_prior.follows_actions`; `settings`: each stage's settings beyond its config file,
+    `internet_prior.stage_settings`); returns the results.json content."""
+    settings = settings or {}
     horizons = [h for h in budget.horizons if h < budget.eval_frames]
     last = max(horizons)
     times_path = out / "times.json"
@@ -153,6 +157,7 @@ def write_report(out: Path, budget, results: dict, config_dir: Path, following: 
     doc = {
         "budget": dataclasses.asdict(budget),
         "configs": str(config_dir),
+        "stage_settings": settings,
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
@@ -189,6 +194,12 @@ def write_report(out: Path, budget, results: dict, config_dir: Path, following: 
         "",
         "## Wall time (s)",
         *[f"- {k}: {v:.0f}" for k, v in times.items()],
+        "",
+        f"## Training settings: {config_dir} and the budget, and beyond them",
+        *[
+            f"- {stage}: " + (", ".join(f"{k}={v}" for k, v in changed.items()) or "nothing")
+            for stage, changed in settings.items()
+        ],
     ]
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text("\n".join(md) + "\n")
