@@ -6,7 +6,9 @@
 For every checkpoint of every run (`RUN/checkpoints/step-*/model`, the raw weights), the denoising
 loss of held-out clips under mirrored minus true actions, same noise
 (`egoworld.experiments.action_following.action_loss_gap`): 0 for a model that ignores its actions,
-> 0 once it reads them. No sampling, so a checkpoint takes seconds; the figure for issue 14's
+> 0 once it reads them. Also the action embedding's size and how much it differs under the mirrored
+actions (`action_embedding_split`): a path that grows an action-independent offset only has the
+first and not the second. No sampling, so a checkpoint takes seconds; the figure for issue 14's
 diagnostic in docs/results.md. `--rollouts N` also samples: the PSNR gap (dB, frames 4-16) of
 rollouts under true minus mirrored actions on the first N clips, one seed (`mirrored_gap`, what
 `egoworld experiment action-following` reports; needs clips of 17 frames). For the flow families
@@ -27,7 +29,12 @@ from pathlib import Path
 import torch
 
 from egoworld.checkpoints import checkpoint_folders, step_of
-from egoworld.experiments.action_following import action_loss_gap, high_noise_error, mirrored_gap
+from egoworld.experiments.action_following import (
+    action_embedding_split,
+    action_loss_gap,
+    high_noise_error,
+    mirrored_gap,
+)
 from egoworld.experiments.evaluation import load_eval_clips
 from egoworld.world_model import WorldModel
 
@@ -47,8 +54,12 @@ def probe_run(
                 long_clips = load_eval_clips(worlds, 17, model.config.height)[:rollouts]
         t0 = time.perf_counter()
         gap = action_loss_gap(model, clips, draws=draws)
-        row = {"step": step_of(folder), **gap}
-        line = f"{run_dir.name} step {row['step']:>5}: relative gap {gap['relative']:+.5f}"
+        row = {"step": step_of(folder), **gap, "embedding": action_embedding_split(model, clips)}
+        e = row["embedding"]
+        line = (
+            f"{run_dir.name} step {row['step']:>5}: relative gap {gap['relative']:+.5f}, "
+            f"|e_a| {e['norm']:.3f}, |e_a - e_a(mirrored)| {e['split']:.3f}"
+        )
         if hasattr(model.family, "flow_velocity"):
             row["x0_error_t0.9"] = e = high_noise_error(model, clips, draws=draws)
             m = high_noise_error(model, clips, draws=draws, mirrored=True)

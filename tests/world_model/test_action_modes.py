@@ -61,8 +61,8 @@ def test_a_cumulative_model_refuses_normalized_actions_over_several_chunks(walk_
         model.chunk_actions(np.zeros((2 * F, 3), np.float32), normalized=True)
 
 
-def test_the_mirrored_loss_gap_is_zero_for_a_model_that_ignores_actions(walk_root):
-    from egoworld.experiments.action_following import action_loss_gap
+def test_the_mirrored_loss_gap_and_embedding_split_are_zero_for_a_model_that_ignores_actions(walk_root):
+    from egoworld.experiments.action_following import action_embedding_split, action_loss_gap
     from egoworld.experiments.evaluation import EvalClip
 
     model, ds = model_for(walk_root, "cumulative")
@@ -71,9 +71,17 @@ def test_the_mirrored_loss_gap_is_zero_for_a_model_that_ignores_actions(walk_roo
              for i, c in enumerate(raw.get_clip(j) for j in (0, 5))]  # fmt: skip
     fresh = action_loss_gap(model, clips, draws=2)  # zero-initialised action encoder: exactly the base model
     assert fresh["gap"] == 0.0 and fresh["true"] > 0
+    assert action_embedding_split(model, clips) == {"norm": 0.0, "split": 0.0, "ratio": 0.0}
+    proj_out = model.denoiser.action_encoder.proj_out
+    with torch.no_grad():  # an action-independent output only: a norm, no split
+        torch.nn.init.normal_(proj_out.bias, std=1.0)
+    offset = action_embedding_split(model, clips)
+    assert offset["norm"] == pytest.approx(float(proj_out.bias.detach().norm()), rel=1e-5)
+    assert offset["split"] == 0.0
     with torch.no_grad():
-        torch.nn.init.normal_(model.denoiser.action_encoder.proj_out.weight, std=1.0)
+        torch.nn.init.normal_(proj_out.weight, std=1.0)
     assert action_loss_gap(model, clips, draws=2)["gap"] != 0.0
+    assert action_embedding_split(model, clips)["split"] > 0
 
 
 def test_norm_groups_regroup_the_unet_and_travel_with_the_model(tmp_path):

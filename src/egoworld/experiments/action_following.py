@@ -156,6 +156,24 @@ def action_loss_gap(model, clips: list[EvalClip], *, draws: int = 8, seed: int =
     }
 
 
+def action_embedding_split(model, clips: list[EvalClip]) -> dict:
+    """Does the action embedding tell left from right? The action encoder's output e_a `[B, T, D]`
+    (what is added where the timestep modulates) for each clip's first chunk under the true and the
+    mirrored actions. A path that only learned an action-independent offset (an extra timestep
+    shift) has a large |e_a| and a small split; one that reads the actions has both.
+    Returns {"norm": mean |e_a|, "split": mean |e_a(true) - e_a(mirrored)|, "ratio": split / norm
+    (0 when the norm is 0)}, per-frame L2 norms averaged over clips and frames."""
+    import torch
+
+    _, true = first_chunks(model, clips)
+    _, mirrored = first_chunks(model, clips, mirrored=True)
+    encoder = model.denoiser.action_encoder
+    with torch.no_grad():
+        e, e_m = (encoder(a.to(encoder.dtype), None).float() for a in (true, mirrored))
+    norm, split = float(e.norm(dim=-1).mean()), float((e - e_m).norm(dim=-1).mean())
+    return {"norm": norm, "split": split, "ratio": split / norm if norm > 0 else 0.0}
+
+
 def high_noise_error(
     model, clips: list[EvalClip], *, t: float = 0.9, draws: int = 4, seed: int = 0, mirrored: bool = False
 ) -> dict:
