@@ -18,6 +18,7 @@ from egoworld.experiments.internet_prior import (
     prepare_data,
     run_internet_prior,
     stage_options,
+    stage_settings,
 )
 from egoworld.world_model import WorldModel
 
@@ -106,6 +107,12 @@ def test_micro_budget_with_the_shipped_models_architecture(tmp_path, one_thread)
     doc = run_internet_prior(out, "micro", config_dir=DIT_CONFIGS, options=options)
     assert doc["stage_settings"] == {"prior": {}, "finetune": {"lr_actions": 0.003}, "scratch": {}}
     assert "- finetune: lr_actions=0.003" in (out / "results.md").read_text()
+    # a run folder that ran elsewhere (its config.yaml names other folders) has the same settings
+    saved = out / "runs" / "finetune" / "config.yaml"
+    saved.write_text(saved.read_text().replace(f"run_dir: {out}", "run_dir: /elsewhere"))
+    data = prepare_data(out, get_budget("micro"))  # all there: the paths only
+    settings = stage_settings(out, get_budget("micro"), DIT_CONFIGS, data)
+    assert "/elsewhere" in saved.read_text() and settings["finetune"] == {"lr_actions": 0.003}
     assert "prior+finetune | paintings" in doc["rows"]
     prior = WorldModel.from_pretrained(out / "runs" / "prior" / "final")
     assert (prior.config.family, prior.config.flow_prediction) == ("cosmos", "x0")

@@ -196,7 +196,8 @@ def stage_config(
 
 def stage_settings(out: Path, budget: Budget, config_dir: Path, data: dict[str, Path]) -> dict[str, dict]:
     """What each trained stage ran with beyond its YAML file and the budget (`--set` options, or
-    the run folder's own edits): {stage: {dotted key: the run's value}}, from its config.yaml."""
+    the run folder's own edits): {stage: {dotted key: the run's value}}, from its config.yaml.
+    Where its folders were (run_dir, data.path, init_from) is not a setting and is not compared."""
     import yaml
 
     from egoworld.train_config import differences
@@ -210,6 +211,8 @@ def stage_settings(out: Path, budget: Budget, config_dir: Path, data: dict[str, 
         planned = stage_config(name, out, budget, config_dir, data).to_dict()
         changed = {}
         for key in differences(planned, ran):
+            if key in ("run_dir", "data.path", "init_from"):
+                continue
             value = ran
             for part in key.split("."):
                 value = value.get(part) if isinstance(value, dict) else None
