@@ -118,6 +118,11 @@ class WorldModelConfig:
             group. SVD-XT normalises 10-40 channels per group; the `small` preset's 32-128 channels
             in 32 groups are 1-4 per group, and most of the embedding is normalised away
             (docs/results.md measures it). Parameter shapes do not change, so weights load either way.
+        action_center: the action embedding minus the embedding of zero actions (the mean action,
+            once normalised): e_a(a) - e_a(0). The action path then cannot learn an offset that is the
+            same for every action, only what the actions say. For fine-tuning a passive prior, whose
+            action path otherwise first learns such an offset (docs/results.md). No weights change,
+            so it can be switched on for an `init_from` model.
     """
 
     family: str = "svd"
@@ -147,6 +152,7 @@ class WorldModelConfig:
     pixel_downscale: int = 2
     pixel_residual: float | None = None
     norm_groups: int | None = None
+    action_center: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, prefix: str = "") -> None:

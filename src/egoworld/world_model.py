@@ -102,6 +102,7 @@ class WorldModel(nn.Module):
             from egoworld.backbones.svd import set_norm_groups
 
             set_norm_groups(denoiser.base, config.norm_groups)
+        denoiser.action_encoder.center = config.action_center
         if normalizer is not None:
             normalizer.check_compatible(config.action_dim)
         self.normalizer = normalizer

@@ -37,3 +37,17 @@ def test_latent_frame_windows_match_the_causal_vae():
         b[0, k] += 1.0
         changed = ((enc(b) - base).abs().amax(dim=(0, 2)) > 0).nonzero().flatten().tolist()
         assert changed == [0 if k == 0 else (k + 3) // 4], (k, changed)
+
+
+@pytest.mark.parametrize("encoder,compression", [("sincos", 1), ("mlp", 4)])
+def test_a_centred_encoder_is_the_plain_one_minus_its_embedding_of_zero_actions(encoder, compression):
+    enc = ActionEncoder(
+        action_dim=3, embed_dim=24, encoder=encoder, temporal_compression=compression, hidden_dim=16
+    )
+    torch.nn.init.normal_(enc.proj_out.weight)
+    torch.nn.init.normal_(enc.proj_out.bias)  # an offset the centred path cannot carry
+    a = torch.randn(2, 9, 3)
+    plain, plain_zero = enc(a), enc(torch.zeros_like(a))
+    enc.center = True
+    torch.testing.assert_close(enc(a), plain - plain_zero, atol=1e-5, rtol=1e-5)
+    assert torch.equal(enc(torch.zeros_like(a)), torch.zeros_like(plain))

@@ -52,9 +52,15 @@ def test_conflicts_with_the_imported_model_are_errors(pipeline_dir, tmp_path):
     WorldModel.build(svd_cfg(num_frames=4)).save_pretrained(saved)
     with pytest.raises(ValueError, match=r"model.hidden_dim=64 \(the model has 32\)"):
         initial_model(svd_cfg(hidden_dim=64), str(saved), None, allow_random_init=False)
-    # fields that do not define the network are honoured
-    wm = initial_model(svd_cfg(num_frames=6, guidance=1.5), str(saved), None, allow_random_init=False)
+    # fields that do not define the network are honoured, the centred action path among them
+    wm = initial_model(
+        svd_cfg(num_frames=6, guidance=1.5, action_center=True), str(saved), None, allow_random_init=False
+    )
     assert (wm.config.num_frames, wm.config.guidance) == (6, 1.5)
+    assert wm.config.action_center and wm.denoiser.action_encoder.center
+    wm.save_pretrained(tmp_path / "centred")  # and it travels with the model
+    assert WorldModel.from_pretrained(tmp_path / "centred").denoiser.action_encoder.center
+    assert not WorldModel.from_pretrained(saved).denoiser.action_encoder.center
     with pytest.raises(ValueError, match="holds neither model_index.json"):
         initial_model(svd_cfg(), str(tmp_path), None, allow_random_init=False)
 

@@ -139,6 +139,10 @@ class ActionEncoder(ModelMixin, ConfigMixin):
         )
         self.state_proj_out = nn.Linear(hidden_dim, embed_dim) if state_dim else None
         self.zero_init_outputs()
+        # centred: e_a(a) - e_a(0), the embedding of zero actions (the mean action, once normalised)
+        # subtracted, so the path carries only what the actions say; set by WorldModel from
+        # `WorldModelConfig.action_center` (no weights change, so it is not part of this config)
+        self.center = False
 
     def zero_init_outputs(self) -> None:
         """Zero the last layers: the encoder then outputs exact zeros (a fresh model == its base)."""
@@ -147,15 +151,20 @@ class ActionEncoder(ModelMixin, ConfigMixin):
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
 
+    def _hidden(self, actions: torch.Tensor) -> torch.Tensor:  # [B, F, action_dim] -> [B, T, hidden]
+        h = self.features(actions)  # [B, F, hidden]
+        return self.downsample(h) if self.downsample is not None else h
+
     def num_latent_frames(self, num_video_frames: int) -> int:
         return latent_frames(num_video_frames, self.config.temporal_compression)
 
     def forward(self, actions: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
         """actions [B, F, action_dim], state [B, state_dim] or None -> e_a (+ e_s) [B, T, embed_dim]."""
-        h = self.features(actions)  # [B, F, hidden]
-        if self.downsample is not None:
-            h = self.downsample(h)  # [B, T, hidden]
-        emb = self.proj_out(h)  # [B, T, embed_dim]
+        h = self._hidden(actions)  # [B, T, hidden]
+        if self.center:  # e_a(a) - e_a(0) = W (h(a) - h(0)): no part that is the same for every action
+            emb = nn.functional.linear(h - self._hidden(torch.zeros_like(actions)), self.proj_out.weight)
+        else:
+            emb = self.proj_out(h)  # [B, T, embed_dim]
         if state is not None:
             if self.state_features is None:
                 raise ValueError("a state was given but this encoder was built with state_dim=None")
