@@ -109,10 +109,12 @@ def test_micro_budget_with_the_shipped_models_architecture(tmp_path, one_thread)
     assert "- finetune: lr_actions=0.003" in (out / "results.md").read_text()
     # a run folder that ran elsewhere (its config.yaml names other folders) has the same settings
     saved = out / "runs" / "finetune" / "config.yaml"
-    saved.write_text(saved.read_text().replace(f"run_dir: {out}", "run_dir: /elsewhere"))
+    text = saved.read_text().replace(f"run_dir: {out}", "run_dir: /elsewhere")
+    saved.write_text(text.replace("  action_center: false\n", ""))  # written before that field existed
     data = prepare_data(out, get_budget("micro"))  # all there: the paths only
     settings = stage_settings(out, get_budget("micro"), DIT_CONFIGS, data)
-    assert "/elsewhere" in saved.read_text() and settings["finetune"] == {"lr_actions": 0.003}
+    assert "/elsewhere" in saved.read_text() and "action_center" not in saved.read_text()
+    assert settings["finetune"] == {"lr_actions": 0.003}
     assert "prior+finetune | paintings" in doc["rows"]
     prior = WorldModel.from_pretrained(out / "runs" / "prior" / "final")
     assert (prior.config.family, prior.config.flow_prediction) == ("cosmos", "x0")

@@ -200,14 +200,14 @@ def stage_settings(out: Path, budget: Budget, config_dir: Path, data: dict[str, 
     Where its folders were (run_dir, data.path, init_from) is not a setting and is not compared."""
     import yaml
 
-    from egoworld.train_config import differences
+    from egoworld.train_config import differences, from_dict
 
     settings = {}
     for name in CONFIG_FILES:
         saved = out / "runs" / name / "config.yaml"
         if not saved.is_file():
             continue
-        ran = yaml.safe_load(saved.read_text())
+        ran = from_dict(yaml.safe_load(saved.read_text())).to_dict()  # fields added since: defaults
         planned = stage_config(name, out, budget, config_dir, data).to_dict()
         changed = {}
         for key in differences(planned, ran):
