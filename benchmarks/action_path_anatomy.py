@@ -1,7 +1,7 @@
 """Why does an action path not learn? Its hidden features and its share of the update, per model.
 
     .venv/bin/python benchmarks/action_path_anatomy.py --worlds NAV_EVAL --models NAME=MODEL_DIR ... \
-        [--clips 16] [--draws 4] [--out anatomy.json]
+        [--clips 16] [--draws 4] [--normalizer-from MODEL_DIR] [--out anatomy.json]
 
 For each world-model folder (a run's `final/` or `checkpoints/step-*/model`), on the first chunk of
 the first `--clips` held-out worlds:
@@ -18,6 +18,10 @@ the first `--clips` held-out worlds:
   the output weight is g h^T + g' h'^T, whose split part is (g - g')(h - h')^T / 2. Its mean over
   clips and draws (the norm of the mean matrix), beside `offset_update`, the norm of the mean of
   the offset part (g + g')(h + h')^T / 2.
+
+* `noise_cost`: how much the training loss rises (relative) when e_a gets a random perturbation of
+  norm 1 per latent frame, same noise draws: what an action path that does not yet say anything
+  useful costs the model; a path that costs more is pushed back to zero harder.
 
 docs/results.md ("Why the prior held the action path back") reads these numbers. Not a test.
 """
@@ -79,6 +83,7 @@ def anatomy(model, clips, draws: int) -> dict:
         model.zero_grad()
         model.eval()
     return {
+        "noise_cost": noise_cost(model, video, true, draws),
         "h": float(h.norm(dim=-1).mean()),
         "h_split": float((h - h_m).norm(dim=-1).mean()),
         "grad_encoder": sum(grad_norms) / draws,
@@ -87,12 +92,40 @@ def anatomy(model, clips, draws: int) -> dict:
     }
 
 
+def noise_cost(model, video, actions, draws: int, size: float = 1.0) -> float:
+    """Relative rise of the loss when e_a [B, T, D] gets a random perturbation of norm `size` per
+    latent frame (one direction per draw), same noise draws as without it."""
+    encoder = model.denoiser.action_encoder
+    generator = torch.Generator(device="cpu").manual_seed(1234)
+    batch = {"frames": video, "actions": actions}
+    plain = perturbed = 0.0
+    with torch.no_grad():
+        shape = encoder(actions, None).shape  # [B, T, D]
+        for d in range(draws):
+            delta = torch.randn(shape, generator=generator)
+            delta = size * delta / delta.norm(dim=-1, keepdim=True)
+            plain += float(model.loss(batch, torch.Generator(device="cpu").manual_seed(d)))
+            perturb = lambda module, args, out, delta=delta: out + delta  # noqa: E731
+            handle = encoder.proj_out.register_forward_hook(perturb)
+            try:
+                perturbed += float(model.loss(batch, torch.Generator(device="cpu").manual_seed(d)))
+            finally:
+                handle.remove()
+    return (perturbed - plain) / plain
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--worlds", type=Path, required=True, help="held-out nav worlds (worlds generate)")
     ap.add_argument("--models", nargs="+", required=True, help="NAME=MODEL_DIR (world-model folders)")
     ap.add_argument("--clips", type=int, default=16, help="held-out clips (the first N worlds)")
     ap.add_argument("--draws", type=int, default=4, help="noise draws for the gradients")
+    ap.add_argument(
+        "--normalizer-from",
+        default=None,
+        help="a model folder whose action statistics every model uses (a passive prior as its "
+        "fine-tune starts: the fine-tuned model's)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
     result = {
@@ -103,6 +136,8 @@ def main() -> None:
     for spec in args.models:
         name, _, folder = spec.partition("=")
         model = WorldModel.from_pretrained(folder).eval()
+        if args.normalizer_from:
+            model.normalizer = WorldModel.from_pretrained(args.normalizer_from).normalizer
         clips = load_eval_clips(args.worlds, model.config.num_frames, model.config.height)[: args.clips]
         row = anatomy(model, clips, args.draws)
         result["models"][name] = {"folder": folder, **row}
