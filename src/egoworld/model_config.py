@@ -120,9 +120,10 @@ class WorldModelConfig:
             (docs/results.md measures it). Parameter shapes do not change, so weights load either way.
         action_center: the action embedding minus the embedding of zero actions (the mean action,
             once normalised): e_a(a) - e_a(0). The action path then cannot learn an offset that is the
-            same for every action, only what the actions say. For fine-tuning a passive prior, whose
-            action path otherwise first learns such an offset (docs/results.md). No weights change,
-            so it can be switched on for an `init_from` model.
+            same for every action, only what the actions say. No weights change, so it can be
+            switched on for an `init_from` model. Tried for fine-tuning a passive prior, whose action
+            path otherwise learns such an offset first: it did not make that path learn the actions
+            (docs/results.md, "Why the prior held the action path back").
     """
 
     family: str = "svd"
