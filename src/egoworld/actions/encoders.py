@@ -161,11 +161,10 @@ class ActionEncoder(ModelMixin, ConfigMixin):
     def forward(self, actions: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
         """actions [B, F, action_dim], state [B, state_dim] or None -> e_a (+ e_s) [B, T, embed_dim]."""
         h = self._hidden(actions)  # [B, T, hidden]
-        if self.center:  # e_a(a) - e_a(0) = W (h(a) - h(0)): no part that is the same for every action
-            h = h - self._hidden(torch.zeros_like(actions))
-        emb = self.proj_out(h)  # [B, T, embed_dim]
-        if self.center:
-            emb = emb - self.proj_out.bias  # (exactly 0 for zero actions)
+        if self.center:  # e_a(a) - e_a(0) = W (h(a) - h(0)), exactly 0 for zero actions
+            emb = self.proj_out(h - self._hidden(torch.zeros_like(actions))) - self.proj_out.bias
+        else:
+            emb = self.proj_out(h)  # [B, T, embed_dim]
         if state is not None:
             if self.state_features is None:
                 raise ValueError("a state was given but this encoder was built with state_dim=None")
