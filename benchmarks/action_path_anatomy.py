@@ -59,11 +59,6 @@ def anatomy(model, clips, draws: int) -> dict:
     record, handle = _recorded_proj_out(model)
     encoder = model.denoiser.action_encoder
     try:
-        with torch.no_grad():
-            encoder(true, None)
-            h = record["h"]
-            encoder(mirrored, None)
-            h_m = record["h"]
         model.train()
         grad_norms, split, offset = [], [], []
         for d in range(draws):
@@ -82,6 +77,7 @@ def anatomy(model, clips, draws: int) -> dict:
         handle.remove()
         model.zero_grad()
         model.eval()
+    h, h_m = hidden  # the features depend on the actions only: the last draw's are every draw's
     return {
         "noise_cost": noise_cost(model, video, true, draws),
         "h": float(h.norm(dim=-1).mean()),
