@@ -194,3 +194,26 @@ def test_high_noise_error_scores_copying_as_one_and_the_truth_as_zero(residual, 
         assert out["ratio"] == pytest.approx(want, abs=1e-5)
         copy = float(((video[:, 1:] - video[:, :1]) ** 2).mean())
         assert out["copy_first"] == pytest.approx(copy, rel=1e-6)
+
+
+def test_mirrored_gap_reusing_the_scored_rollouts_equals_rolling_them_out_again(tmp_path, one_thread):
+    from egoworld.experiments.action_following import mirrored_gap
+    from egoworld.experiments.evaluation import evaluate_model, load_eval_clips
+    from egoworld.world_model import WorldModel, WorldModelConfig
+
+    worlds = tmp_path / "worlds"
+    assert main(["worlds", "generate", "--task", "nav", "--episodes", "2", "--frames", "9", "--size", "32",
+                 "--seed", "4", "--out", str(worlds), "--no-progress"]) == 0  # fmt: skip
+    torch.manual_seed(0)
+    config = WorldModelConfig(
+        family="svd", preset="tiny", num_frames=9, height=32, width=32, hidden_dim=32, num_inference_steps=2
+    )
+    model = WorldModel.build(config).eval()
+    proj = model.denoiser.action_encoder.proj_out  # an action path that reads its actions
+    torch.nn.init.normal_(proj.weight, std=0.5)
+    clips = load_eval_clips(worlds, 9, 32)
+    scored = evaluate_model(model, clips, [0, 1])["predictions"]
+    reused = mirrored_gap(model, clips, [0, 1], true_rollouts=scored)
+    again = mirrored_gap(model, clips, [0, 1])
+    assert reused == again
+    assert any(abs(r["gap"]) > 1e-3 for rows in again["per_world"].values() for r in rows.values())

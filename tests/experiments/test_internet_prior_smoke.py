@@ -61,8 +61,11 @@ def test_micro_budget_runs_every_stage(tmp_path, one_thread):
     clips = eval_clips(get_budget("micro"), {k: out / "data" / k for k in ("nav-eval", "nav-paintings")})
     assert mirrored_gap(prior.eval(), clips["in-domain"][:1], [0])["gap"] == [0.0, 0.0]
     # ... and fine-tuning moved it
-    tuned = WorldModel.from_pretrained(out / "runs" / "finetune" / "final").denoiser.action_encoder
-    assert tuned.proj_out.weight.abs().max() > 0
+    tuned = WorldModel.from_pretrained(out / "runs" / "finetune" / "final").eval()
+    assert tuned.denoiser.action_encoder.proj_out.weight.abs().max() > 0
+    # its gap took the true-action rollouts from the scored ones: rolling them out again agrees
+    seeds = list(get_budget("micro").sampling_seeds)
+    assert mirrored_gap(tuned, clips["in-domain"], seeds)["gap"] == gap["gap"]
     # a second run finds everything done and only rewrites the report
     again = run_internet_prior(out, "micro", stages=("eval",))
     # (compared as JSON: NaN, for horizons past a trimmed clip, is not equal to itself)

@@ -45,10 +45,20 @@ def _mean_psnr(pred_THW3: np.ndarray, gt_THW3: np.ndarray, frames) -> float:
 
 
 def mirrored_gap(
-    model, clips: list[EvalClip], seeds: list[int], *, batch_size: int = 8, frames=GAP_FRAMES, keep: int = 0
+    model,
+    clips: list[EvalClip],
+    seeds: list[int],
+    *,
+    batch_size: int = 8,
+    frames=GAP_FRAMES,
+    keep: int = 0,
+    true_rollouts: dict | None = None,
 ) -> dict:
     """PSNR under true vs mirrored actions per world and seed.
 
+    `true_rollouts` ({seed: uint8 `[C, T, H, W, 3]`}, the clips' rollouts under their true actions
+    with the same seeds and batches, as `evaluation.evaluate_model` returns them) saves rolling them
+    out again: the result is the same (each batch's noise comes from its own seeded generator).
     Returns {"per_world": {seed: {clip: {"true", "mirrored", "gap"}}}, "gap": [mean, std over seeds],
     "share_positive": share of (world, seed) pairs whose gap is > 0}; with `keep` > 0 also "videos":
     [(clip, true-action rollout, mirrored rollout)] of the first `keep` clips at the first seed, the
@@ -62,7 +72,10 @@ def mirrored_gap(
             part = clips[start : start + batch_size]
             images = np.stack([c.frames[0] for c in part])
             true = np.stack([c.actions for c in part])
-            pred = rollout_batch(model, images, true, seed=seed)
+            if true_rollouts is not None:
+                pred = true_rollouts[seed][start : start + batch_size]
+            else:
+                pred = rollout_batch(model, images, true, seed=seed)
             pred_m = rollout_batch(model, images, mirror_nav(true), seed=seed)
             for c, p, pm in zip(part, pred, pred_m):
                 t, m = _mean_psnr(p, c.frames, frames), _mean_psnr(pm, c.frames, frames)
@@ -317,6 +330,7 @@ def probe_strips(videos: dict, labels=None, *, every: int = 2, tile: int = 96) -
 
 
 def _scores(model, clips: list[EvalClip], seeds: list[int], kind: str = "model", zero_actions=False) -> dict:
+    """One row of the report; "predictions" ({seed: uint8 `[C, T, H, W, 3]`}, not JSON) the rollouts."""
     from egoworld.experiments.evaluation import best_of_seeds, evaluate_model, summarize
 
     if zero_actions:
@@ -329,6 +343,7 @@ def _scores(model, clips: list[EvalClip], seeds: list[int], kind: str = "model",
         "summary": summarize(run["per_seed"]),
         "best_of_seeds": best_of_seeds(run["per_seed"]),
         "per_seed": {str(s): v for s, v in run["per_seed"].items()},
+        "predictions": run["predictions"],
     }
 
 
@@ -386,7 +401,9 @@ def evaluate_action_following(
     else:
         images = np.stack([c.frames[0] for c in clips])
         labels = [c.name for c in clips]
-    mirrored = mirrored_gap(model, clips, seeds, keep=3)
+    mirrored = mirrored_gap(model, clips, seeds, keep=3, true_rollouts=rows["model"]["predictions"])
+    for row in rows.values():
+        row.pop("predictions")
     videos = mirrored.pop("videos")
     probes = probe_images(model, images, seeds, spacing, keep=3)
     probe_videos = probes.pop("videos")

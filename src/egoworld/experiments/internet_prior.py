@@ -289,7 +289,9 @@ def follows_actions(out: Path, budget: Budget, clips: dict) -> dict:
     """The mirrored-action test (`action_following.mirrored_gap`) of the two models trained with
     actions, on both domains: (row, domain) -> {"gap": [mean, std] dB over seeds, "share_positive"};
     cached in out/eval/<run>__<domain>__mirrored.json. The prior has none: its action encoder
-    outputs exactly zero, so mirrored actions give the same rollout."""
+    outputs exactly zero, so mirrored actions give the same rollout. The true-action rollouts are
+    `evaluate_all`'s (out/eval/<run>__<domain>.npz, same seeds and sampler steps): only the
+    mirrored ones are rolled out here."""
     from egoworld.experiments.action_following import mirrored_gap
     from egoworld.world_model import WorldModel
 
@@ -301,7 +303,10 @@ def follows_actions(out: Path, budget: Budget, clips: dict) -> dict:
             if not cached.is_file():
                 if model is None:
                     model = WorldModel.from_pretrained(out / "runs" / MODELS[row] / "final").eval()
-                gap = mirrored_gap(model, clips[domain], list(budget.sampling_seeds))
+                seeds = list(budget.sampling_seeds)
+                with np.load(out / "eval" / f"{MODELS[row]}__{domain}.npz") as saved:
+                    true = {s: saved[f"seed{s}"] for s in seeds}
+                gap = mirrored_gap(model, clips[domain], seeds, true_rollouts=true)
                 with atomic_path(cached) as tmp:
                     tmp.write_text(json.dumps(gap, indent=1))
             entry = json.loads(cached.read_text())
