@@ -9,8 +9,8 @@ question of docs/results.md ("Why the prior held the action path back"): can a p
 action path that already reads actions, when its own does not learn to? Both models must have the
 same architecture. With `--no-actions` the action encoder's output layers are zeroed instead (the
 encoder then outputs exact zeros, as a fresh model's does): fine-tuned with `--lr_actions 0`, that is
-a model's no-action counterpart for a further stage (docs/results.md, "Keeping a picture"). Not a
-test.
+a model's no-action counterpart for a further stage (docs/results.md, "The shipped model keeps a
+picture"). Not a test.
 """
 
 from __future__ import annotations

@@ -56,9 +56,10 @@ def mirrored_gap(
 ) -> dict:
     """PSNR under true vs mirrored actions per world and seed.
 
-    `true_rollouts` ({seed: uint8 `[C, T, H, W, 3]`}, the clips' rollouts under their true actions
-    with the same seeds and batches, as `evaluation.evaluate_model` returns them) saves rolling them
-    out again: the result is the same (each batch's noise comes from its own seeded generator).
+    `true_rollouts` ({seed: uint8 `[C, T, H, W, 3]`}: the clips' rollouts under their true actions
+    with the same seeds, batches and sampler steps, as `evaluation.evaluate_model` returns them)
+    saves rolling them out again, with the same result (each batch's noise comes from its own
+    seeded generator).
     Returns {"per_world": {seed: {clip: {"true", "mirrored", "gap"}}}, "gap": [mean, std over seeds],
     "share_positive": share of (world, seed) pairs whose gap is > 0}; with `keep` > 0 also "videos":
     [(clip, true-action rollout, mirrored rollout)] of the first `keep` clips at the first seed, the
