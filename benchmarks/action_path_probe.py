@@ -55,10 +55,10 @@ def probe_run(
         t0 = time.perf_counter()
         gap = action_loss_gap(model, clips, draws=draws)
         row = {"step": step_of(folder), **gap, "embedding": action_embedding_split(model, clips)}
-        split = row["embedding"]
+        emb = row["embedding"]
         line = (
             f"{run_dir.name} step {row['step']:>5}: relative gap {gap['relative']:+.5f}, "
-            f"|e_a| {split['norm']:.3f}, |e_a - e_a(mirrored)| {split['split']:.3f}"
+            f"|e_a| {emb['norm']:.3f}, |e_a - e_a(mirrored)| {emb['split']:.3f}"
         )
         if hasattr(model.family, "flow_velocity"):
             row["x0_error_t0.9"] = e = high_noise_error(model, clips, draws=draws)

@@ -83,17 +83,27 @@ def test_best_of_seeds_takes_each_clip_s_best_sample():
     assert summarize(per_seed)["psnr"]["16"][0] < 18.0  # the typical sample scores lower
 
 
-def test_experiment_end_to_end_on_a_tiny_model(tmp_path, one_thread, capsys):
+def _nav_worlds(folder, frames: int, seed: int):
+    """Two generated 32-px nav worlds of `frames` frames in `folder`."""
+    args = ["--episodes", "2", "--frames", str(frames), "--size", "32", "--seed", str(seed)]
+    assert main(["worlds", "generate", "--task", "nav", *args, "--out", str(folder), "--no-progress"]) == 0
+    return folder
+
+
+def _tiny_model():
+    """A fresh tiny 32-px SVD world model (seeded), 9 frames per chunk, 2 sampler steps."""
     from egoworld.world_model import WorldModel, WorldModelConfig
 
-    worlds = tmp_path / "worlds"
-    assert main(["worlds", "generate", "--task", "nav", "--episodes", "2", "--frames", "17", "--size", "32",
-                 "--seed", "3", "--out", str(worlds), "--no-progress"]) == 0  # fmt: skip
     torch.manual_seed(0)
     config = WorldModelConfig(
         family="svd", preset="tiny", num_frames=9, height=32, width=32, hidden_dim=32, num_inference_steps=2
     )
-    WorldModel.build(config).save_pretrained(tmp_path / "model")
+    return WorldModel.build(config)
+
+
+def test_experiment_end_to_end_on_a_tiny_model(tmp_path, one_thread, capsys):
+    worlds = _nav_worlds(tmp_path / "worlds", 17, seed=3)
+    _tiny_model().save_pretrained(tmp_path / "model")
     out, model = tmp_path / "af", str(tmp_path / "model")
     paintings = tmp_path / "paintings"  # probes from any image: 3 of other sizes, resized and cropped
     paintings.mkdir()
@@ -199,16 +209,9 @@ def test_high_noise_error_scores_copying_as_one_and_the_truth_as_zero(residual, 
 def test_mirrored_gap_reusing_the_scored_rollouts_equals_rolling_them_out_again(tmp_path, one_thread):
     from egoworld.experiments.action_following import mirrored_gap
     from egoworld.experiments.evaluation import evaluate_model, load_eval_clips
-    from egoworld.world_model import WorldModel, WorldModelConfig
 
-    worlds = tmp_path / "worlds"
-    assert main(["worlds", "generate", "--task", "nav", "--episodes", "2", "--frames", "9", "--size", "32",
-                 "--seed", "4", "--out", str(worlds), "--no-progress"]) == 0  # fmt: skip
-    torch.manual_seed(0)
-    config = WorldModelConfig(
-        family="svd", preset="tiny", num_frames=9, height=32, width=32, hidden_dim=32, num_inference_steps=2
-    )
-    model = WorldModel.build(config).eval()
+    worlds = _nav_worlds(tmp_path / "worlds", 9, seed=4)
+    model = _tiny_model().eval()
     proj = model.denoiser.action_encoder.proj_out  # an action path that reads its actions
     torch.nn.init.normal_(proj.weight, std=0.5)
     clips = load_eval_clips(worlds, 9, 32)
